@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Error codes that the 6.12 `kernel::error::code` module does not define.
+
+use kernel::{bindings, error::Error};
+
+/// Builds an [`Error`] from a positive errno constant of the bindings.
+fn from_const(errno: u32) -> Error {
+    // The constants below are small positive numbers, so the negation is a valid errno.
+    Error::from_errno(-(errno as i32))
+}
+
+/// Operation not supported (yet).
+pub(crate) fn eopnotsupp() -> Error {
+    from_const(bindings::EOPNOTSUPP)
+}
+
+/// Value too large; kevent uses it for a stale ring commit.
+pub(crate) fn eoverflow() -> Error {
+    from_const(bindings::EOVERFLOW)
+}
+
+/// Operation not permitted on this kind of object.
+pub(crate) fn enotsock() -> Error {
+    from_const(bindings::ENOTSOCK)
+}

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Files: references by descriptor, and the queue file behind each kevent descriptor.
+//!
+//! C headers: [`include/linux/file.h`](srctree/include/linux/file.h) and
+//! [`include/linux/anon_inodes.h`](srctree/include/linux/anon_inodes.h).
+
+use super::{poll::PollTable, uapi, AssertSync};
+use crate::queue::Queue;
+use core::{mem::MaybeUninit, ptr::NonNull};
+use kernel::{
+    bindings,
+    error::{code::*, from_err_ptr},
+    prelude::*,
+    sync::Arc,
+    types::{ForeignOwnable, Opaque},
+};
+
+/// An open file, borrowed.
+///
+/// # Invariants
+///
+/// The wrapped `struct file` is valid (its reference count is above zero) for as long as the
+/// `&File` exists.
+#[repr(transparent)]
+pub(crate) struct File(Opaque<bindings::file>);
+
+impl File {
+    /// Borrows a file from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a file that stays valid for the lifetime `'a`.
+    unsafe fn from_raw<'a>(ptr: *const bindings::file) -> &'a File {
+        // SAFETY: `File` is a transparent wrapper of `struct file`, and the caller guarantees
+        // validity for `'a`.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Returns the raw pointer, for C functions that take a `struct file *`.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::file {
+        self.0.get()
+    }
+
+    /// Returns the queue behind this file if it is a kevent queue file.
+    fn queue(&self) -> Option<Arc<Queue>> {
+        // SAFETY: The file is valid (type invariant); `f_op` is set before the file is published
+        // and never changes afterwards.
+        let f_op = unsafe { (*self.as_ptr()).f_op };
+        if !core::ptr::eq(f_op, &QUEUE_FOPS.0) {
+            return None;
+        }
+        // SAFETY: Queue files are created only by `install_queue()`, which stores an
+        // `Arc<Queue>` in `private_data`; it is released only in `queue_release()`, which cannot
+        // run while this file is referenced.
+        let queue = unsafe { <Arc<Queue> as ForeignOwnable>::borrow((*self.as_ptr()).private_data) };
+        Some(queue.into())
+    }
+}
+
+/// A counted reference to an open file, taken by descriptor.
+///
+/// # Invariants
+///
+/// `ptr` points to a file on which this object owns one reference.
+pub(crate) struct FileRef {
+    ptr: NonNull<bindings::file>,
+}
+
+impl FileRef {
+    /// Takes a reference to the file open as `fd` in the current process.
+    pub(crate) fn fget(fd: i32) -> Result<Self> {
+        let fd = u32::try_from(fd).map_err(|_| EBADF)?;
+        // SAFETY: `fget` may be called with any descriptor number.
+        let ptr = unsafe { bindings::fget(fd) };
+        // INVARIANT: A non-null result carries a reference for us.
+        Ok(Self {
+            ptr: NonNull::new(ptr).ok_or(EBADF)?,
+        })
+    }
+}
+
+impl core::ops::Deref for FileRef {
+    type Target = File;
+
+    fn deref(&self) -> &File {
+        // SAFETY: We own a reference, so the file is valid while `self` lives (type invariant).
+        unsafe { File::from_raw(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for FileRef {
+    fn drop(&mut self) {
+        // SAFETY: We own one reference (type invariant) and give it back.
+        unsafe { bindings::fput(self.ptr.as_ptr()) };
+    }
+}
+
+/// Returns the queue open as `fd`: `EBADF` if `fd` is not open, `EINVAL` if it is not a queue.
+pub(crate) fn queue_from_fd(fd: i32) -> Result<Arc<Queue>> {
+    FileRef::fget(fd)?.queue().ok_or(EINVAL)
+}
+
+/// What the queue file does for its file operations.
+pub(crate) trait QueueFile {
+    /// Registers the poller on the queue's wait queue and returns the current poll mask.
+    fn poll(&self, file: &File, table: &PollTable) -> u32;
+}
+
+/// The file operations of a kevent queue file.
+static QUEUE_FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_operations {
+    owner: crate::THIS_MODULE.as_ptr(),
+    poll: Some(queue_poll),
+    release: Some(queue_release),
+    // SAFETY: All-zero is a valid `file_operations`: every other operation is absent.
+    ..unsafe { MaybeUninit::zeroed().assume_init() }
+});
+
+/// Creates a file for `queue` and installs it as a new descriptor of the current process.
+///
+/// `flags` may hold `O_CLOEXEC` and `O_NONBLOCK`. Returns the descriptor.
+pub(crate) fn install_queue(queue: Arc<Queue>, flags: u32) -> Result<i32> {
+    // SAFETY: Any flags are accepted; the result is a descriptor or an error.
+    let fd = unsafe { bindings::get_unused_fd_flags(flags & uapi::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::from_errno(fd));
+    }
+    let private = queue.into_foreign();
+    let file_flags = bindings::O_RDWR | (flags & uapi::O_NONBLOCK);
+    // SAFETY: The name is a static C string, the operations are static, and `private` is owned
+    // by the file from now on (released in `queue_release()`).
+    let file = unsafe {
+        bindings::anon_inode_getfile(
+            c_str!("[kevent]").as_char_ptr(),
+            &QUEUE_FOPS.0,
+            private as *mut core::ffi::c_void,
+            file_flags as i32,
+        )
+    };
+    match from_err_ptr(file) {
+        Ok(file) => {
+            // SAFETY: `fd` is reserved and unused, and `file` carries a reference that the
+            // descriptor table takes over.
+            unsafe { bindings::fd_install(fd as u32, file) };
+            Ok(fd)
+        }
+        Err(e) => {
+            // SAFETY: The file was not created, so `private` is still ours to free.
+            drop(unsafe { <Arc<Queue> as ForeignOwnable>::from_foreign(private) });
+            // SAFETY: `fd` was reserved above and never installed.
+            unsafe { bindings::put_unused_fd(fd as u32) };
+            Err(e)
+        }
+    }
+}
+
+/// `poll` of a queue file.
+///
+/// # Safety
+///
+/// Called by the VFS with a valid queue file and a null or valid poll table.
+unsafe extern "C" fn queue_poll(
+    file: *mut bindings::file,
+    wait: *mut bindings::poll_table_struct,
+) -> bindings::__poll_t {
+    // SAFETY: The VFS holds a reference to `file` during the call.
+    let file = unsafe { File::from_raw(file) };
+    // SAFETY: `wait` is null or valid for the duration of the call.
+    let table = unsafe { PollTable::from_raw(wait) };
+    match file.queue() {
+        Some(queue) => queue.poll(file, &table),
+        None => 0,
+    }
+}
+
+/// `release` of a queue file: drops the file's reference to the queue.
+///
+/// # Safety
+///
+/// Called by the VFS once, when the last reference to the queue file is gone.
+unsafe extern "C" fn queue_release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> core::ffi::c_int {
+    // SAFETY: `private_data` holds the `Arc<Queue>` stored by `install_queue()`; this is the
+    // only place that takes it back, and no borrower remains since the file is going away.
+    drop(unsafe { <Arc<Queue> as ForeignOwnable>::from_foreign((*file).private_data) });
+    0
+}

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Registration with the kevent hook layer of the patched kernel.
+//!
+//! C header: [`include/linux/kevent.h`](srctree/include/linux/kevent.h).
+//!
+//! The hook layer owns the system call entry points and calls the module through a
+//! `struct kevent_ops`. This file builds that table from the [`Syscalls`] trait, converting raw
+//! arguments into safe ones at the edge. The kernel takes a module reference around every system
+//! call; event-source hooks are added by the event sources themselves.
+
+use super::{uapi::WaitArg, AssertSync};
+use core::{ffi::c_long, mem::MaybeUninit};
+use kernel::{bindings, error::to_result, prelude::*, uaccess::UserPtr};
+
+/// The kevent system calls, implemented by the module.
+///
+/// Every function returns the system call's result or an error; user pointers are unchecked
+/// addresses, to be used only through `UserSlice`.
+pub(crate) trait Syscalls {
+    /// `kevent_init(ring_size, flags)`.
+    fn init(ring_size: u32, flags: u32) -> Result<i32>;
+    /// `kevent_ctl(fd, cmd, num, arg)`.
+    fn ctl(fd: i32, cmd: u32, num: u32, arg: UserPtr) -> Result<i32>;
+    /// `kevent_get_events(fd, min_nr, max_nr, buf, arg)`.
+    fn get_events(fd: i32, min_nr: u32, max_nr: u32, buf: UserPtr, arg: Option<WaitArg>)
+        -> Result<i32>;
+    /// `kevent_wait(fd, num, old_uidx, arg)`.
+    fn wait(fd: i32, num: u32, old_uidx: u32, arg: Option<WaitArg>) -> Result<i32>;
+    /// `kevent_commit(fd, new_uidx, over)`.
+    fn commit(fd: i32, new_uidx: u32, over: u32) -> Result<i32>;
+    /// `aio_send(kfd, sock, buf, len, flags)`.
+    fn aio_send(kfd: i32, sock: i32, buf: UserPtr, len: usize, flags: u32) -> Result<i64>;
+    /// `aio_recv(kfd, sock, buf, len, flags)`.
+    fn aio_recv(kfd: i32, sock: i32, buf: UserPtr, len: usize, flags: u32) -> Result<i64>;
+    /// `aio_sendfile(kfd, sock, in_fd, offset, count)`.
+    fn aio_sendfile(kfd: i32, sock: i32, in_fd: i32, offset: UserPtr, count: usize)
+        -> Result<i64>;
+    /// `aio_read(kfd, fd, buf, len, offset)`.
+    fn aio_read(kfd: i32, fd: i32, buf: UserPtr, len: usize, offset: UserPtr) -> Result<i64>;
+}
+
+/// Converts a result into the value a system call returns.
+fn ret<T: Into<i64>>(r: Result<T>) -> c_long {
+    match r {
+        Ok(v) => v.into(),
+        Err(e) => e.to_errno().into(),
+    }
+}
+
+/// Reads the optional, already copied-in wait argument.
+///
+/// # Safety
+///
+/// `arg` must be null or valid for reads during the call.
+unsafe fn wait_arg(arg: *const bindings::kevent_wait_arg) -> Option<WaitArg> {
+    // SAFETY: Guaranteed by the caller.
+    unsafe { arg.as_ref() }.map(WaitArg::from_raw)
+}
+
+unsafe extern "C" fn init<T: Syscalls>(ring_size: u32, flags: u32) -> c_long {
+    ret(T::init(ring_size, flags))
+}
+
+unsafe extern "C" fn ctl<T: Syscalls>(
+    fd: i32,
+    cmd: u32,
+    num: u32,
+    arg: *mut bindings::ukevent,
+) -> c_long {
+    ret(T::ctl(fd, cmd, num, arg as UserPtr))
+}
+
+unsafe extern "C" fn get_events<T: Syscalls>(
+    fd: i32,
+    min_nr: u32,
+    max_nr: u32,
+    buf: *mut bindings::ukevent,
+    arg: *const bindings::kevent_wait_arg,
+) -> c_long {
+    // SAFETY: The hook layer passes null or its own kernel copy of the argument.
+    let arg = unsafe { wait_arg(arg) };
+    ret(T::get_events(fd, min_nr, max_nr, buf as UserPtr, arg))
+}
+
+unsafe extern "C" fn wait<T: Syscalls>(
+    fd: i32,
+    num: u32,
+    old_uidx: u32,
+    arg: *const bindings::kevent_wait_arg,
+) -> c_long {
+    // SAFETY: The hook layer passes null or its own kernel copy of the argument.
+    let arg = unsafe { wait_arg(arg) };
+    ret(T::wait(fd, num, old_uidx, arg))
+}
+
+unsafe extern "C" fn commit<T: Syscalls>(fd: i32, new_uidx: u32, over: u32) -> c_long {
+    ret(T::commit(fd, new_uidx, over))
+}
+
+unsafe extern "C" fn aio_send<T: Syscalls>(
+    kfd: i32,
+    sock: i32,
+    buf: *const core::ffi::c_void,
+    len: usize,
+    flags: u32,
+) -> c_long {
+    ret(T::aio_send(kfd, sock, buf as UserPtr, len, flags))
+}
+
+unsafe extern "C" fn aio_recv<T: Syscalls>(
+    kfd: i32,
+    sock: i32,
+    buf: *mut core::ffi::c_void,
+    len: usize,
+    flags: u32,
+) -> c_long {
+    ret(T::aio_recv(kfd, sock, buf as UserPtr, len, flags))
+}
+
+unsafe extern "C" fn aio_sendfile<T: Syscalls>(
+    kfd: i32,
+    sock: i32,
+    in_fd: i32,
+    offset: *const u64,
+    count: usize,
+) -> c_long {
+    ret(T::aio_sendfile(kfd, sock, in_fd, offset as UserPtr, count))
+}
+
+unsafe extern "C" fn aio_read<T: Syscalls>(
+    kfd: i32,
+    fd: i32,
+    buf: *mut core::ffi::c_void,
+    len: usize,
+    offset: *const u64,
+) -> c_long {
+    ret(T::aio_read(kfd, fd, buf as UserPtr, len, offset as UserPtr))
+}
+
+/// `task_exit` hook: nothing to tear down until signal sources exist.
+unsafe extern "C" fn task_exit(_tsk: *mut bindings::task_struct, _group_dead: bool) {}
+
+type Impl = crate::syscalls::Kevent;
+
+/// The table registered with the hook layer.
+///
+/// Hooks whose storage pointers the module never sets yet are absent; the hook layer only calls
+/// a hook for an object that carries kevent storage.
+static OPS: AssertSync<bindings::kevent_ops> = AssertSync(bindings::kevent_ops {
+    owner: crate::THIS_MODULE.as_ptr(),
+    init: Some(init::<Impl>),
+    ctl: Some(ctl::<Impl>),
+    get_events: Some(get_events::<Impl>),
+    wait: Some(wait::<Impl>),
+    commit: Some(commit::<Impl>),
+    aio_send: Some(aio_send::<Impl>),
+    aio_recv: Some(aio_recv::<Impl>),
+    aio_sendfile: Some(aio_sendfile::<Impl>),
+    aio_read: Some(aio_read::<Impl>),
+    task_exit: Some(task_exit),
+    // SAFETY: All-zero is a valid `kevent_ops`: the remaining hooks are absent.
+    ..unsafe { MaybeUninit::zeroed().assume_init() }
+});
+
+/// The module's registration with the hook layer; dropping it unregisters.
+///
+/// # Invariants
+///
+/// [`OPS`] is registered with the hook layer while this object exists.
+pub(crate) struct Registration(());
+
+impl Registration {
+    /// Registers the module's system calls and hooks.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: `OPS` is a static, valid for as long as the module is loaded, and `Drop`
+        // unregisters it before the module goes away.
+        to_result(unsafe { bindings::kevent_register_ops(&OPS.0) })?;
+        // INVARIANT: Registration succeeded.
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: `OPS` is registered (type invariant). On return no hook or system call runs in
+        // the module any more.
+        unsafe { bindings::kevent_unregister_ops(&OPS.0) };
+    }
+}

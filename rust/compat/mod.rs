@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe wrappers over the C APIs that the 6.12 `kernel` crate does not wrap.
+//!
+//! This is the only part of the module that uses `kernel::bindings`. Its types copy the shape of
+//! the abstractions of newer kernels (`File`, `PollTable`, `PollCondVar`, ...), so that a move to
+//! a newer kernel mostly deletes code here.
+
+pub(crate) mod errno;
+pub(crate) mod file;
+pub(crate) mod hooks;
+pub(crate) mod poll;
+pub(crate) mod uapi;
+
+/// Wraps a value so that it can be placed in a `static` shared with C.
+///
+/// # Invariants
+///
+/// The wrapped value is only read after initialisation (it is a table of constants and function
+/// pointers), so sharing it between threads is sound.
+#[repr(transparent)]
+pub(crate) struct AssertSync<T>(pub(crate) T);
+
+// SAFETY: By the type invariant the value is never mutated, so concurrent reads are fine.
+unsafe impl<T> Sync for AssertSync<T> {}
