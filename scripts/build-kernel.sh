@@ -62,7 +62,7 @@ for f in "${fragments[@]}"; do
 done
 
 log "compiling bzImage with $KEVENT_JOBS jobs (about 12 minutes on 2 cores; progress every 500 files)"
-kmake -j"$KEVENT_JOBS" bzImage modules_prepare 2>&1 | tee "$kdir/build.log" |
+kmake -j"$KEVENT_JOBS" bzImage modules 2>&1 | tee "$kdir/build.log" |
 	awk '/^  (CC|RUSTC|AR|LD|AS|BINDGEN)/ { n++; if (n % 500 == 0) { printf "    ... %d files compiled\n", n > "/dev/stderr" } }
 	     /error|Error/ { print > "/dev/stderr" }'
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "kernel build failed; log: $kdir/build.log"

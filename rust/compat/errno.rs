@@ -14,13 +14,3 @@ fn from_const(errno: u32) -> Error {
 pub(crate) fn eopnotsupp() -> Error {
     from_const(bindings::EOPNOTSUPP)
 }
-
-/// Value too large; kevent uses it for a stale ring commit.
-pub(crate) fn eoverflow() -> Error {
-    from_const(bindings::EOVERFLOW)
-}
-
-/// Operation not permitted on this kind of object.
-pub(crate) fn enotsock() -> Error {
-    from_const(bindings::ENOTSOCK)
-}

@@ -9,7 +9,7 @@ use super::{poll::PollTable, uapi, AssertSync};
 use crate::queue::Queue;
 use core::{mem::MaybeUninit, ptr::NonNull};
 use kernel::{
-    bindings,
+    bindings, c_str,
     error::{code::*, from_err_ptr},
     prelude::*,
     sync::Arc,

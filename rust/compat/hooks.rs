@@ -10,7 +10,8 @@
 //! call; event-source hooks are added by the event sources themselves.
 
 use super::{uapi::WaitArg, AssertSync};
-use core::{ffi::c_long, mem::MaybeUninit};
+use core::mem::MaybeUninit;
+use kernel::ffi::c_long;
 use kernel::{bindings, error::to_result, prelude::*, uaccess::UserPtr};
 
 /// The kevent system calls, implemented by the module.
@@ -41,10 +42,10 @@ pub(crate) trait Syscalls {
 }
 
 /// Converts a result into the value a system call returns.
-fn ret<T: Into<i64>>(r: Result<T>) -> c_long {
+fn ret<T: TryInto<c_long>>(r: Result<T>) -> c_long {
     match r {
-        Ok(v) => v.into(),
-        Err(e) => e.to_errno().into(),
+        Ok(v) => v.try_into().unwrap_or(c_long::MAX),
+        Err(e) => e.to_errno() as c_long,
     }
 }
 

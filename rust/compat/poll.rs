@@ -9,11 +9,6 @@ use super::file::File;
 use core::marker::PhantomPinned;
 use kernel::{bindings, init::PinInit, prelude::*, sync::LockClassKey, types::Opaque};
 
-/// Poll mask bits.
-pub(crate) const EPOLLIN: u32 = bindings::EPOLLIN;
-/// Poll mask bits.
-pub(crate) const EPOLLRDNORM: u32 = bindings::EPOLLRDNORM;
-
 /// A wait queue head that sleepers and pollers (`poll`, `select`, `epoll`) can wait on.
 ///
 /// Unlike the 6.12 `CondVar`, it exposes itself to poll tables, like `PollCondVar` of newer
@@ -40,9 +35,14 @@ impl WaitQueue {
     /// Creates an initialiser for a wait queue with the given lockdep name and class.
     pub(crate) fn new(name: &'static CStr, key: &'static LockClassKey) -> impl PinInit<Self> {
         pin_init!(Self {
-            // SAFETY: `slot` is valid for writes; `name` and `key` live forever.
+            // SAFETY: `slot` is valid for writes; `name` and `key` live forever, and
+            // `LockClassKey` is a transparent wrapper of `struct lock_class_key`.
             inner <- Opaque::ffi_init(|slot| unsafe {
-                bindings::__init_waitqueue_head(slot, name.as_char_ptr(), key.as_ptr())
+                bindings::__init_waitqueue_head(
+                    slot,
+                    name.as_char_ptr(),
+                    key as *const LockClassKey as *mut bindings::lock_class_key,
+                )
             }),
             _pin: PhantomPinned,
         })
@@ -50,20 +50,6 @@ impl WaitQueue {
 
     fn as_ptr(&self) -> *mut bindings::wait_queue_head {
         self.inner.get()
-    }
-
-    /// Wakes up the pollers and sleepers interested in any of the bits of `mask`.
-    pub(crate) fn wake_up_poll(&self, mask: u32) {
-        // SAFETY: The wait queue head is initialised (type invariant). The key is the poll mask
-        // encoded as a pointer, as `wake_up_poll()` does.
-        unsafe {
-            bindings::__wake_up(
-                self.as_ptr(),
-                bindings::TASK_NORMAL,
-                1,
-                mask as usize as *mut core::ffi::c_void,
-            )
-        };
     }
 }
 

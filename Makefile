@@ -1,0 +1,41 @@
+# kevent: a unified kernel event queue, as a Rust module for a patched Linux
+# 6.12. See README.md. Every target installs what it needs (scripts/setup.sh)
+# and builds the kernel once into ~/.cache/kevent (override: KEVENT_CACHE).
+
+.PHONY: all check run vm-run prog setup kernel module clean help
+
+all: help
+
+help:
+	@echo "make check    build everything, boot the VM, run all tests; prints 'N passed, N failed'"
+	@echo "make run      build everything, boot the VM, run the examples"
+	@echo "make vm-run CMD='./prog' FILES='prog'   run your own command in the VM"
+	@echo "make prog SRC=prog.c                    compile your own program for the VM"
+	@echo "make setup | kernel | module | clean"
+
+check:
+	@scripts/check.sh release
+
+run:
+	@scripts/run.sh
+
+vm-run:
+	@scripts/vm-run-user.sh "$(CMD)" "$(FILES)"
+
+prog:
+	@scripts/build-prog.sh "$(SRC)"
+
+setup:
+	@scripts/setup.sh
+
+kernel: setup
+	@scripts/build-kernel.sh >/dev/null
+
+module: kernel
+	@scripts/build-module.sh "$$(scripts/build-kernel.sh 2>/dev/null)"
+
+clean:
+	rm -rf out
+	find rust tests -name '*.o' -o -name '*.ko' -o -name '*.mod*' -o -name '.*.cmd' \
+		-o -name '*.rmeta' -o -name 'modules.order' -o -name 'Module.symvers' | xargs rm -f
+	rm -f Module.symvers modules.order

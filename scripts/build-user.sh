@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Build the user-space programs (tests, examples, benchmarks) for the guest:
+# static binaries using the patched kernel's UAPI headers and the kernel's
+# kselftest harness.
+#
+#   scripts/build-user.sh KERNEL_BUILD_DIR DIR...   e.g. tests examples
+# Each DIR/*.c becomes out/DIR/NAME.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+kb=${1:?usage: $0 KERNEL_BUILD_DIR DIR...}
+shift
+ksrc=$(cd "$kb/../src" && pwd)
+
+for dir in "$@"; do
+	out=$KEVENT_TOP/out/$dir
+	mkdir -p "$out"
+	log "building $dir/"
+	for c in "$KEVENT_TOP/$dir"/*.c; do
+		[ -e "$c" ] || continue
+		bin=$out/$(basename "$c" .c)
+		# Rebuild only what changed.
+		if [ "$bin" -nt "$c" ] && [ "$bin" -nt "$KEVENT_TOP/include/kevent_syscalls.h" ] &&
+		   [ "$bin" -nt "$kb/usr/include/linux/kevent.h" ] &&
+		   ! find "$KEVENT_TOP/$dir" -name '*.h' -newer "$bin" | grep -q .; then
+			continue
+		fi
+		gcc -O2 -g -Wall -static -pthread -D_GNU_SOURCE \
+			-I"$ksrc/tools/testing/selftests" -isystem "$kb/usr/include" \
+			-I"$KEVENT_TOP/include" -I"$KEVENT_TOP/$dir" \
+			-o "$bin" "$c" ${KEVENT_LDLIBS:-} || die "could not compile $c"
+	done
+	for s in "$KEVENT_TOP/$dir"/*.sh; do
+		[ -e "$s" ] && cp "$s" "$out/"
+	done
+done
+exit 0

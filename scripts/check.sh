@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The whole test suite: install what is missing, build the patched kernel
+# (or reuse the cached one), the module and the tests, run host-side checks,
+# boot the VM and run every test program in it. Ends with the line
+# "N passed, N failed" and exits non-zero if anything failed.
+#
+#   scripts/check.sh [release|debug]
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+variant=${1:-release}
+start=$(date +%s)
+out=$KEVENT_TOP/out
+mkdir -p "$out"
+
+"$KEVENT_TOP/scripts/setup.sh"
+kb=$("$KEVENT_TOP/scripts/build-kernel.sh" "$variant")
+"$KEVENT_TOP/scripts/build-module.sh" "$kb"
+"$KEVENT_TOP/scripts/build-user.sh" "$kb" tests
+
+passed=0 failed=0
+host_check() {
+	local name=$1
+	shift
+	if "$@" > "$out/host-check.log" 2>&1; then
+		echo "ok - host: $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok - host: $name"
+		sed 's/^/#   /' "$out/host-check.log"
+		failed=$((failed + 1))
+	fi
+}
+
+patches_apply() {
+	local tmp tarball files
+	tmp=$(mktemp -d)
+	tarball=$(ls /usr/src/linux-source-6.12.tar.*)
+	files=$(sed -n 's#^--- a/\(.*\)#linux-source-6.12/\1#p' "$KEVENT_TOP"/patches/*.patch | sort -u)
+	# shellcheck disable=SC2086
+	tar -C "$tmp" -xf "$tarball" $files
+	(cd "$tmp/linux-source-6.12" && git apply --check -v "$KEVENT_TOP"/patches/*.patch)
+	local rc=$?
+	rm -rf "$tmp"
+	return $rc
+}
+
+checkpatch_clean() {
+	local p rc=0
+	for p in "$KEVENT_TOP"/patches/*.patch; do
+		"$kb/../src/scripts/checkpatch.pl" --no-tree --strict --quiet "$p" || rc=1
+	done
+	return $rc
+}
+
+uapi_matches_syscall_table() {
+	local nr name
+	while read -r nr _ name _; do
+		grep -qE "#define __NR_$name[[:space:]]+$nr\$" "$KEVENT_TOP/include/uapi/linux/kevent.h" ||
+			{ echo "__NR_$name is not $nr in kevent.h"; return 1; }
+	done < <(grep -E "^4(6[3-9]|7[01])[[:space:]]" "$kb/../src/arch/x86/entry/syscalls/syscall_64.tbl")
+}
+
+echo "TAP version 13"
+host_check "patches apply to the pristine Debian linux-source-6.12 (git apply --check)" patches_apply
+host_check "patches are checkpatch-clean (--strict)" checkpatch_clean
+host_check "UAPI syscall numbers match the syscall table" uapi_matches_syscall_table
+host_check "every hook site is a static-key NOP without the module" \
+	"$KEVENT_TOP/scripts/check-static-keys.py" "$kb/vmlinux"
+
+# The runner must fail a run whose kernel log shows a WARNING.
+runner_catches_warning() {
+	local rc=0
+	"$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --timeout 300 --log "$out/vm/warn-selftest.log" \
+		--module "$KEVENT_TOP/tests/warn_module/kevent_warn.ko" --load -- true || rc=$?
+	[ "$rc" -eq 70 ] || { echo "vm-run exited $rc, want 70 (kernel splat)"; return 1; }
+	grep -q "deliberate warning to test the VM runner" "$out/vm/warn-selftest.log"
+}
+host_check "the VM runner fails a run whose kernel log has a WARNING" runner_catches_warning
+
+log "running the test programs in the VM"
+set +e
+"$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --timeout 1800 --log "$out/vm/check.log" \
+	--module "$KEVENT_TOP/rust/kevent.ko" --files "$out/tests/*" -- ./run-in-vm.sh
+vm_rc=$?
+set -e
+
+# Add up the kselftest totals; a program that died without totals is a failure.
+read -r p f s < <(awk '
+	/^# Totals: / { for (i = 3; i <= NF; i++) { split($i, kv, ":"); t[kv[1]] += kv[2] }; seen[prog] = 1 }
+	/^# selftests: kevent: / { prog = $4 }
+	/^KEVENT-TEST: / { split($3, e, "="); if (e[2] != 0 && !seen[$2]) t["error"]++ }
+	END { printf "%d %d %d\n", t["pass"] + t["xfail"], t["fail"] + t["error"] + t["xpass"], t["skip"] }
+' "$out/vm/check.log")
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$vm_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+	echo "not ok - the VM run failed (status $vm_rc) with no failing test: see $out/vm/check.log"
+	failed=$((failed + 1))
+fi
+[ "$s" -eq 0 ] || echo "# $s tests skipped"
+log "test suite finished in $(( $(date +%s) - start )) s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

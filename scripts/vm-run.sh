@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Boot the patched kernel in QEMU with an initramfs and run a command in it.
+#
+#   scripts/vm-run.sh [options] [--] COMMAND...
+#
+#   --kernel DIR     kernel build directory (default: build/cache the release kernel)
+#   --files "A B"    host files to copy into the guest's working directory /root
+#   --module KO      a module to copy to /lib/modules in the guest (repeatable)
+#   --load           insmod every --module before running COMMAND
+#   --timeout S      kill the VM after S seconds (default 600)
+#   --log FILE       where to keep the full serial log (default out/vm/serial.log)
+#   --append ARGS    extra kernel command-line arguments
+#   --smp N, --mem M CPUs and memory of the guest (default 2, 2G)
+#
+# COMMAND runs with /bin/sh in /root. The script streams the guest's output,
+# then exits with COMMAND's status. It fails instead when the VM times out,
+# crashes, or when the kernel log shows an oops, BUG, WARNING, lockdep,
+# KASAN or UBSAN report, a soft lockup, a hung task or a panic.
+#
+# KEVENT_ACCEL=kvm|tcg|auto picks the accelerator; auto (the default)
+# probes KVM once per kernel and falls back to TCG.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+kdir= files=() modules=() load=0 timeout=600 log= append= smp=2 mem=2G
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) kdir=$2; shift 2 ;;
+	--files) for f in $2; do files+=("$f"); done; shift 2 ;;
+	--module) modules+=("$2"); shift 2 ;;
+	--load) load=1; shift ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--log) log=$2; shift 2 ;;
+	--append) append=$2; shift 2 ;;
+	--smp) smp=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--) shift; break ;;
+	-*) die "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+[ $# -gt 0 ] || die "usage: $0 [options] [--] COMMAND..."
+[ -n "$kdir" ] || kdir=$("$KEVENT_TOP/scripts/build-kernel.sh")
+bzimage=$kdir/arch/x86/boot/bzImage
+[ -f "$bzimage" ] || die "no kernel image at $bzimage"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kevent-vm.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$KEVENT_TOP/out/vm"
+log=${log:-$KEVENT_TOP/out/vm/serial.log}
+mkdir -p "$(dirname "$log")"
+
+# The initramfs: busybox, the modules, the files and the command.
+root=$work/root
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,root,lib/modules}
+cp /bin/busybox "$root/bin/busybox"
+for m in "${modules[@]}"; do cp "$m" "$root/lib/modules/"; done
+for f in "${files[@]}"; do
+	[ -e "$f" ] || die "no such file: $f"
+	cp -r "$f" "$root/root/"
+done
+printf '%q ' "$@" > "$root/cmd"
+cat > "$root/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/root HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+ip link set lo up
+cd /root
+if [ $load = 1 ]; then
+	for m in /lib/modules/*.ko; do insmod "\$m" || echo "KEVENT-VM: insmod \$m failed"; done
+fi
+echo "KEVENT-VM: start"
+sh -c "\$(cat /cmd)"
+rc=\$?
+echo "KEVENT-VM: exit \$rc"
+echo "KEVENT-DMESG-BEGIN"
+dmesg
+echo "KEVENT-DMESG-END"
+sync
+reboot -f
+INIT
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initramfs.gz"
+
+accel_args() {
+	local accel=${KEVENT_ACCEL:-auto} probe
+	if [ "$accel" = auto ]; then
+		probe=$kdir/../.kvm-probe
+		if [ ! -f "$probe" ]; then
+			echo tcg > "$probe"
+			if [ -w /dev/kvm ] && timeout -k 2 20 qemu-system-x86_64 -enable-kvm -cpu host \
+				-m 256M -display none -monitor none -serial stdio -no-reboot \
+				-kernel "$bzimage" -append "console=ttyS0 panic=-1 rdinit=/bin/does-not-exist" \
+				</dev/null 2>/dev/null | grep -q "Kernel panic"; then
+				echo kvm > "$probe"
+			fi
+			log "accelerator probe: $(cat "$probe") (KVM $( [ "$(cat "$probe")" = kvm ] && echo works || echo hangs or is absent))"
+		fi
+		accel=$(cat "$probe")
+	fi
+	case "$accel" in
+	kvm) echo "-enable-kvm -cpu host" ;;
+	*) echo "-accel tcg,thread=multi -cpu max" ;;
+	esac
+}
+
+log "booting the VM ($(accel_args | cut -d' ' -f1-2), $smp CPUs, $mem; timeout ${timeout}s)"
+set +e
+# shellcheck disable=SC2046
+timeout -k 5 "$timeout" qemu-system-x86_64 $(accel_args) -smp "$smp" -m "$mem" \
+	-display none -monitor none -serial stdio -no-reboot \
+	-kernel "$bzimage" -initrd "$work/initramfs.gz" \
+	-append "console=ttyS0 loglevel=5 panic=-1 oops=panic $append" </dev/null 2>&1 |
+	tr -d '\r' | tee "$log" |
+	awk '/^KEVENT-DMESG-BEGIN/ { hide = 1 } !hide && !/^KEVENT-VM: (start|exit)/ { print; fflush() } /^KEVENT-DMESG-END/ { hide = 0 }'
+qemu_rc=${PIPESTATUS[0]}
+set -e
+
+splat='Oops|BUG:|WARNING:|Kernel panic|general protection fault|Unable to handle|KASAN:|UBSAN:|suspected memory leak|blocked for more than|rcu: INFO|soft lockup|hard LOCKUP|Call Trace:'
+if grep -qE "$splat" "$log"; then
+	echo "vm-run: the kernel log shows a problem:" >&2
+	grep -nE -A3 "$splat" "$log" | head -40 >&2
+	echo "vm-run: FAILED (kernel splat; full log: $log)" >&2
+	exit 70
+fi
+if [ "$qemu_rc" -eq 124 ] || [ "$qemu_rc" -eq 137 ]; then
+	echo "vm-run: FAILED (timed out after ${timeout}s; full log: $log)" >&2
+	exit 71
+fi
+rc=$(sed -n 's/^KEVENT-VM: exit \([0-9]*\)$/\1/p' "$log" | tail -n1)
+if [ -z "$rc" ]; then
+	echo "vm-run: FAILED (the guest did not finish, qemu status $qemu_rc; full log: $log)" >&2
+	exit 72
+fi
+exit "$rc"
