@@ -5,7 +5,7 @@
 #
 # The cache directory is keyed by a hash of everything the build depends on:
 # the kernel version, patches/, the config fragments, the UAPI header, this
-# script and the toolchain versions. A warm run prints the directory and
+# build recipe and the toolchain versions. A warm run prints the directory and
 # exits at once. Prints the build directory (the O= tree) on stdout.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -64,7 +64,7 @@ done
 log "compiling bzImage with $KEVENT_JOBS jobs (about 12 minutes on 2 cores; progress every 500 files)"
 kmake -j"$KEVENT_JOBS" bzImage modules 2>&1 | tee "$kdir/build.log" |
 	awk '/^  (CC|RUSTC|AR|LD|AS|BINDGEN)/ { n++; if (n % 500 == 0) { printf "    ... %d files compiled\n", n > "/dev/stderr" } }
-	     /error|Error/ { print > "/dev/stderr" }'
+	     /error:|Error [0-9]/ { print > "/dev/stderr" }'
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "kernel build failed; log: $kdir/build.log"
 log "installing UAPI headers for the tests"
 kmake -s headers >/dev/null

@@ -47,7 +47,10 @@ patches_apply() {
 checkpatch_clean() {
 	local p rc=0
 	for p in "$KEVENT_TOP"/patches/*.patch; do
-		"$kb/../src/scripts/checkpatch.pl" --no-tree --strict --quiet "$p" || rc=1
+		# ENOSYS is what a system call returns when it does not exist; without the
+		# module that is exactly the case (Documentation/hooks.md), so that one
+		# checkpatch rule is ignored.
+		"$kb/../src/scripts/checkpatch.pl" --no-tree --strict --quiet --ignore ENOSYS "$p" || rc=1
 	done
 	return $rc
 }
@@ -62,7 +65,7 @@ uapi_matches_syscall_table() {
 
 echo "TAP version 13"
 host_check "patches apply to the pristine Debian linux-source-6.12 (git apply --check)" patches_apply
-host_check "patches are checkpatch-clean (--strict)" checkpatch_clean
+host_check "patches are checkpatch-clean (--strict, ENOSYS rule ignored: see hooks.md)" checkpatch_clean
 host_check "UAPI syscall numbers match the syscall table" uapi_matches_syscall_table
 host_check "every hook site is a static-key NOP without the module" \
 	"$KEVENT_TOP/scripts/check-static-keys.py" "$kb/vmlinux"

@@ -11,6 +11,8 @@ KEVENT_RUST_VERSION=1.85.0+dfsg3-1~deb12u3
 KEVENT_BINDGEN_VERSION=0.69.5
 KEVENT_LLVM=/usr/lib/llvm-19
 KEVENT_JOBS=${KEVENT_JOBS:-$(nproc)}
+# Bump when scripts/build-kernel.sh changes what it builds (part of the cache key).
+KEVENT_KERNEL_RECIPE=1
 
 export PATH="$KEVENT_LLVM/bin:$HOME/.cargo/bin:$PATH"
 export LIBCLANG_PATH="$KEVENT_LLVM/lib"
@@ -33,9 +35,9 @@ kevent_kernel_dir() {
 		/usr/bin/rustc --version 2>/dev/null
 		"$KEVENT_LLVM/bin/clang" --version 2>/dev/null | head -n1
 		"$HOME/.cargo/bin/bindgen" --version 2>/dev/null
+		echo "recipe=$KEVENT_KERNEL_RECIPE ${KMAKE_ARGS[*]}"
 		cat "$KEVENT_TOP"/patches/*.patch "$KEVENT_TOP"/kernel/*.config \
-		    "$KEVENT_TOP/include/uapi/linux/kevent.h" \
-		    "$KEVENT_TOP/scripts/build-kernel.sh"
+		    "$KEVENT_TOP/include/uapi/linux/kevent.h"
 	} | sha256sum | cut -c1-16)
 	echo "$KEVENT_CACHE/kernel-$variant-$key"
 }
