@@ -7,13 +7,20 @@
 //! system calls and hook sites (`include/linux/kevent.h`); this module implements everything
 //! else and registers itself with the hook layer when it loads.
 //!
-//! Layout: `compat` wraps the C APIs (the only user of `kernel::bindings`), `syscalls` checks
-//! arguments and dispatches, `queue` is the event queue.
+//! Layout: `compat` wraps the C APIs (the only user of `kernel::bindings`); `syscalls` checks
+//! arguments and dispatches to `ctl` (registrations) and `harvest` (copy-out and ring);
+//! `queue` is the event queue, `registration` one watched `(type, id)`, `ready` the ready list
+//! and ring producer, `limits` the per-user registration limit.
 
 use kernel::prelude::*;
 
 mod compat;
+mod ctl;
+mod harvest;
+mod limits;
 mod queue;
+mod ready;
+mod registration;
 mod syscalls;
 
 module! {
@@ -26,19 +33,24 @@ module! {
 
 /// The loaded module: owns the registration with the hook layer.
 struct KeventModule {
-    _hooks: compat::hooks::Registration,
+    /// Taken in `drop` to unregister before the module-wide state goes away.
+    hooks: Option<compat::hooks::Registration>,
 }
 
 impl kernel::Module for KeventModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let hooks = compat::hooks::Registration::new()?;
+        limits::USERS.set(limits::Users::new()?);
+        let hooks = compat::hooks::Registration::new().inspect_err(|_| limits::USERS.clear())?;
         pr_info!("kevent: registered\n");
-        Ok(Self { _hooks: hooks })
+        Ok(Self { hooks: Some(hooks) })
     }
 }
 
 impl Drop for KeventModule {
     fn drop(&mut self) {
-        pr_info!("kevent: unregistering\n");
+        // Unregister first, so that no system call can see the user table go away.
+        drop(self.hooks.take());
+        limits::USERS.clear();
+        pr_info!("kevent: unregistered\n");
     }
 }

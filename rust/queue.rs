@@ -1,29 +1,86 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The event queue behind a kevent file descriptor.
+//!
+//! # Locking
+//!
+//! Lock order: `Queue::registrations` (a mutex, process context only), then `Queue::ready` (an
+//! irqsave spinlock, taken from any context), then the wait queue's own lock (inside
+//! `wake_up`). Notifications take only `ready`. Nothing sleeps, allocates or calls a file's
+//! `->poll` under `ready`; timers are cancelled with no lock held, because their callback takes
+//! `ready`.
 
-use crate::compat::{
-    file::{File, QueueFile},
-    poll::{PollTable, WaitQueue},
+use crate::{
+    compat::{
+        file::{File, QueueFile},
+        lock::{new_spinlock_irq, SpinLockIrq},
+        poll::{PollTable, WaitQueue, EPOLLIN, EPOLLRDNORM},
+        shared_pages::{vm_flags, SharedPages, Vma},
+    },
+    limits::{self, UserCount},
+    ready::{Ready, RingState},
+    registration::{Key, Registration},
 };
-use kernel::{c_str, init::InPlaceInit, prelude::*, static_lock_class, sync::Arc};
+use kernel::{
+    c_str,
+    error::code::*,
+    init::InPlaceInit,
+    new_mutex,
+    prelude::*,
+    rbtree::RBTree,
+    static_lock_class,
+    sync::{Arc, Mutex},
+};
+
+/// The registrations of a queue, by key.
+pub(crate) struct Registrations {
+    /// Live registrations (and delivered `ONESHOT` ones until they are reaped).
+    pub(crate) tree: RBTree<Key, Arc<Registration>>,
+    /// The queue was released: nothing can be added.
+    pub(crate) dead: bool,
+}
 
 /// One kevent queue.
 #[pin_data]
 pub(crate) struct Queue {
-    /// Pollers of the queue file (`poll`, `select`, `epoll`) wait here.
+    /// Registrations by key; see the lock order in the module documentation.
     #[pin]
-    pollers: WaitQueue,
-    /// Entries of the mmap'd ring, or 0 when the queue has no ring.
+    pub(crate) registrations: Mutex<Registrations>,
+    /// Ready list and ring producer.
+    #[pin]
+    pub(crate) ready: SpinLockIrq<Ready>,
+    /// Harvesters (exclusive) and pollers of the queue file wait here.
+    #[pin]
+    wait: WaitQueue,
+    /// The user whose registration limit this queue charges.
+    pub(crate) user: Arc<UserCount>,
+    /// Entries of the ring, or 0 when the queue has no ring.
     ring_size: u32,
 }
 
 impl Queue {
-    /// Creates an empty queue; its memory is charged to the caller's memory cgroup.
+    /// Creates an empty queue, with a ring of `ring_size` entries unless it is 0. Its memory is
+    /// charged to the caller's memory cgroup.
     pub(crate) fn new(ring_size: u32) -> Result<Arc<Self>> {
+        let user = limits::current_user()?;
+        let ring = if ring_size == 0 {
+            None
+        } else {
+            let pages = Arc::new(
+                SharedPages::new(RingState::bytes(ring_size))?,
+                GFP_KERNEL_ACCOUNT,
+            )?;
+            Some(RingState::new(pages, ring_size))
+        };
         Arc::pin_init(
             pin_init!(Self {
-                pollers <- WaitQueue::new(c_str!("kevent_queue_pollers"), static_lock_class!()),
+                registrations <- new_mutex!(
+                    Registrations { tree: RBTree::new(), dead: false },
+                    "Queue::registrations"
+                ),
+                ready <- new_spinlock_irq!(Ready::new(ring), "Queue::ready"),
+                wait <- WaitQueue::new(c_str!("Queue::wait"), static_lock_class!()),
+                user,
                 ring_size,
             }),
             GFP_KERNEL_ACCOUNT,
@@ -34,12 +91,88 @@ impl Queue {
     pub(crate) fn has_ring(&self) -> bool {
         self.ring_size != 0
     }
+
+    /// The wait queue of harvesters and pollers.
+    pub(crate) fn wait_queue(&self) -> &WaitQueue {
+        &self.wait
+    }
+
+    /// Wakes every poller and `nr_exclusive` harvesters (0: all).
+    pub(crate) fn wake_waiters(&self, nr_exclusive: i32) {
+        if self.wait.has_sleepers() {
+            self.wait.wake_up(nr_exclusive, EPOLLIN | EPOLLRDNORM);
+        }
+    }
+
+    /// Removes delivered `ONESHOT` registrations from the tree. Called with the tree locked.
+    pub(crate) fn reap(&self, regs: &mut Registrations) {
+        loop {
+            let Some(reg) = self.ready.lock().take_reaped() else {
+                return;
+            };
+            let same = regs
+                .tree
+                .get(&reg.key)
+                .is_some_and(|cur| Arc::ptr_eq(cur, &reg));
+            if same {
+                regs.tree.remove(&reg.key);
+                self.user.uncharge(1);
+            }
+            reg.disarm();
+        }
+    }
 }
 
 impl QueueFile for Queue {
     fn poll(&self, file: &File, table: &PollTable) -> u32 {
-        table.register_wait(file, &self.pollers);
-        // No event source exists yet, so nothing is ever ready.
-        0
+        table.register_wait(file, &self.wait);
+        let mut ready = self.ready.lock();
+        let in_ring = ready.ring_status().map_or(0, |(unconsumed, _)| unconsumed);
+        if ready.pending() > 0 || in_ring > 0 {
+            EPOLLIN | EPOLLRDNORM
+        } else {
+            0
+        }
+    }
+
+    fn mmap(&self, vma: &Vma) -> Result {
+        let pages: Arc<SharedPages> = self.ready.lock().ring_pages().ok_or(ENODEV)?;
+        let flags = vma.flags();
+        if flags & vm_flags::SHARED == 0 {
+            // A private copy would never see the kernel's updates.
+            return Err(EINVAL);
+        }
+        if flags & vm_flags::EXEC != 0 {
+            return Err(EPERM);
+        }
+        if vma.end() - vma.start() > pages.len() {
+            return Err(EINVAL);
+        }
+        // Never executable, not inherited by `fork` (a child maps the queue again if it wants
+        // the ring), never grown.
+        vma.update_flags(
+            vm_flags::DONTCOPY | vm_flags::DONTEXPAND,
+            vm_flags::MAYEXEC,
+        );
+        pages.map_into(vma)
+    }
+
+    fn release(&self) {
+        let tree = {
+            let mut regs = self.registrations.lock();
+            regs.dead = true;
+            core::mem::replace(&mut regs.tree, RBTree::new())
+        };
+        let pages = self.ready.lock().shutdown();
+        let mut count = 0;
+        for reg in tree.values() {
+            self.ready.lock().detach(reg);
+            reg.disarm();
+            count += 1;
+        }
+        self.user.uncharge(count);
+        drop(tree);
+        drop(pages);
+        self.wake_waiters(0);
     }
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The kevent system calls: argument checks and dispatch to the queue.
+//! The kevent system calls: argument checks and dispatch.
 
 use crate::{
     compat::{
@@ -9,29 +9,14 @@ use crate::{
         hooks::Syscalls,
         uapi::{self, WaitArg},
     },
+    ctl,
+    harvest::{self, Wait},
     queue::Queue,
 };
 use kernel::{error::code::*, prelude::*, uaccess::UserPtr};
 
 /// Implements [`Syscalls`] for the hook layer.
 pub(crate) struct Kevent;
-
-/// Nanoseconds in a second; a timeout's `tv_nsec` must be below it.
-const NSEC_PER_SEC: i64 = 1_000_000_000;
-
-/// Checks the flags and timeout of a wait argument.
-fn check_wait_arg(arg: Option<WaitArg>) -> Result {
-    let Some(arg) = arg else { return Ok(()) };
-    if arg.flags & !uapi::WAIT_MASK != 0 {
-        return Err(EINVAL);
-    }
-    if arg.flags & uapi::WAIT_TIMEOUT != 0
-        && (arg.tv_sec < 0 || arg.tv_nsec < 0 || arg.tv_nsec >= NSEC_PER_SEC)
-    {
-        return Err(EINVAL);
-    }
-    Ok(())
-}
 
 /// Checks the descriptors of an AIO call: `kfd` must be a queue and `fd` open.
 fn check_aio_fds(kfd: i32, fd: i32) -> Result {
@@ -52,14 +37,8 @@ impl Syscalls for Kevent {
     }
 
     fn ctl(fd: i32, cmd: u32, num: u32, arg: UserPtr) -> Result<i32> {
-        let _queue = queue_from_fd(fd)?;
-        if cmd > uapi::CTL_READY || num > uapi::MAX_CTL_BATCH {
-            return Err(EINVAL);
-        }
-        if num != 0 && arg == 0 {
-            return Err(EFAULT);
-        }
-        Err(eopnotsupp())
+        let queue = queue_from_fd(fd)?;
+        ctl::ctl(&queue, cmd, num, arg)
     }
 
     fn get_events(
@@ -69,32 +48,32 @@ impl Syscalls for Kevent {
         buf: UserPtr,
         arg: Option<WaitArg>,
     ) -> Result<i32> {
-        let _queue = queue_from_fd(fd)?;
+        let queue = queue_from_fd(fd)?;
         if max_nr == 0 || min_nr > max_nr || i32::try_from(max_nr).is_err() {
             return Err(EINVAL);
         }
-        check_wait_arg(arg)?;
+        let wait = Wait::from_arg(arg, queue.is_nonblocking())?;
         if buf == 0 {
             return Err(EFAULT);
         }
-        Err(eopnotsupp())
+        harvest::get_events(&queue, min_nr, max_nr, buf, wait)
     }
 
-    fn wait(fd: i32, _num: u32, _old_uidx: u32, arg: Option<WaitArg>) -> Result<i32> {
+    fn wait(fd: i32, num: u32, old_uidx: u32, arg: Option<WaitArg>) -> Result<i32> {
         let queue = queue_from_fd(fd)?;
         if !queue.has_ring() {
             return Err(EINVAL);
         }
-        check_wait_arg(arg)?;
-        Err(eopnotsupp())
+        let wait = Wait::from_arg(arg, queue.is_nonblocking())?;
+        harvest::wait(&queue, num, old_uidx, wait)
     }
 
-    fn commit(fd: i32, _new_uidx: u32, _over: u32) -> Result<i32> {
+    fn commit(fd: i32, new_uidx: u32, over: u32) -> Result<i32> {
         let queue = queue_from_fd(fd)?;
         if !queue.has_ring() {
             return Err(EINVAL);
         }
-        Err(eopnotsupp())
+        harvest::commit(&queue, new_uidx, over)
     }
 
     fn aio_send(kfd: i32, sock: i32, _buf: UserPtr, _len: usize, _flags: u32) -> Result<i64> {

@@ -6,10 +6,10 @@ key is kevent_hooks_key, and name the function around each site.
 usage: check-static-keys.py VMLINUX
 Prints one line per hook site; exits 1 if a hook site is missing."""
 import bisect
+import re
 import struct
 import subprocess
 import sys
-import tempfile
 
 # A site per hook call in patches/ (the compiler may inline a static function
 # into its caller, so some sites are named after the caller).
@@ -21,6 +21,7 @@ MUST_CONTAIN = ["sock_def_readable", "sock_def_wakeup", "sock_def_error_report",
 
 def main(vmlinux):
     syms = []
+    syms_all = []
     key = None
     out = subprocess.run(["llvm-nm", "--defined-only", vmlinux], check=True,
                          capture_output=True, text=True).stdout
@@ -29,6 +30,7 @@ def main(vmlinux):
         if len(parts) != 3:
             continue
         addr, kind, name = int(parts[0], 16), parts[1], parts[2]
+        syms_all.append((addr, name))
         if name == "kevent_hooks_key":
             key = addr
         if kind in "tT":
@@ -39,14 +41,24 @@ def main(vmlinux):
     syms.sort()
     addrs = [a for a, _ in syms]
 
+    # The table lies inside .data, between __start___jump_table and __stop___jump_table.
+    start = next(a for a, n in syms_all if n == "__start___jump_table")
+    stop = next(a for a, n in syms_all if n == "__stop___jump_table")
     hdr = subprocess.run(["llvm-readelf", "-SW", vmlinux], check=True,
                          capture_output=True, text=True).stdout
-    vma = next(int(l.split()[3], 16) for l in hdr.splitlines()
-               if " __jump_table " in l)
-    with tempfile.NamedTemporaryFile() as tmp:
-        subprocess.run(["llvm-objcopy", "-O", "binary", "--only-section=__jump_table",
-                        vmlinux, tmp.name], check=True)
-        data = open(tmp.name, "rb").read()
+    for line in hdr.splitlines():
+        m = re.match(r"\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)", line)
+        if m:
+            addr, off, size = (int(x, 16) for x in m.groups()[1:])
+            if addr <= start and stop <= addr + size:
+                break
+    else:
+        print("no section holds the jump table")
+        return 1
+    with open(vmlinux, "rb") as f:
+        f.seek(off + start - addr)
+        data = f.read(stop - start)
+    vma = start
 
     sites = []
     for off in range(0, len(data) - 15, 16):

@@ -38,8 +38,12 @@ patches_apply() {
 	files=$(sed -n 's#^--- a/\(.*\)#linux-source-6.12/\1#p' "$KEVENT_TOP"/patches/*.patch | sort -u)
 	# shellcheck disable=SC2086
 	tar -C "$tmp" -xf "$tarball" $files
-	(cd "$tmp/linux-source-6.12" && git apply --check -v "$KEVENT_TOP"/patches/*.patch)
-	local rc=$?
+	# In order, as the build applies them: --check each, then apply it for the next one.
+	local p rc=0
+	for p in "$KEVENT_TOP"/patches/*.patch; do
+		(cd "$tmp/linux-source-6.12" && git apply --check "$p" && git apply "$p") || { rc=1; break; }
+		echo "applies: $(basename "$p")"
+	done
 	rm -rf "$tmp"
 	return $rc
 }

@@ -55,3 +55,78 @@ static inline long meminfo_kb(const char *field)
 }
 
 #endif /* KEVENT_TEST_H */
+
+/* --- helpers for the queue tests --- */
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static inline struct ukevent uev(uint32_t type, uint64_t id, uint32_t event,
+				 uint32_t req_flags)
+{
+	struct ukevent e;
+
+	memset(&e, 0, sizeof(e));
+	e.type = type;
+	e.id.raw_u64 = id;
+	e.event = event;
+	e.req_flags = req_flags;
+	e.user = id ^ 0xabcdef00ull;
+	return e;
+}
+
+static inline struct ukevent timer_uev(uint32_t sec, uint32_t nsec, uint32_t req_flags)
+{
+	struct ukevent e = uev(KEVENT_TIMER, 0, KEVENT_TIMER_FIRED, req_flags);
+
+	e.id.raw[0] = sec;
+	e.id.raw[1] = nsec;
+	return e;
+}
+
+/* Adds one registration; returns kevent_ctl's result (0: added quietly). */
+static inline int ctl1(int fd, unsigned int cmd, struct ukevent *e)
+{
+	return kevent_ctl(fd, cmd, 1, e);
+}
+
+/* Fires user event @id once. */
+static inline int fire(int fd, uint64_t id)
+{
+	struct ukevent e = uev(KEVENT_UNOTIFY, id, 0, 0);
+
+	return ctl1(fd, KEVENT_CTL_READY, &e);
+}
+
+/* Harvests with a relative timeout in ms (-1: forever). */
+static inline int harvest(int fd, unsigned int min, unsigned int max,
+			  struct ukevent *buf, int timeout_ms)
+{
+	struct kevent_wait_arg wa = kevent_timeout_ns((uint64_t)timeout_ms * 1000000ull);
+
+	return kevent_get_events(fd, min, max, buf, timeout_ms < 0 ? NULL : &wa);
+}
+
+static inline int write_param(const char *name, long value)
+{
+	char path[128];
+	FILE *f;
+	int ret;
+
+	snprintf(path, sizeof(path), "/sys/module/kevent/parameters/%s", name);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	ret = fprintf(f, "%ld\n", value) > 0 ? 0 : -1;
+	if (fclose(f))
+		ret = -1;
+	return ret;
+}

@@ -16,3 +16,4 @@ run enosys_test
 insmod /lib/modules/kevent.ko || echo "KEVENT-TEST: insmod exit=1"
 run module_test
 run init_test
+run core_test

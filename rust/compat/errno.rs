@@ -14,3 +14,8 @@ fn from_const(errno: u32) -> Error {
 pub(crate) fn eopnotsupp() -> Error {
     from_const(bindings::EOPNOTSUPP)
 }
+
+/// Value too large; kevent uses it for a stale ring commit.
+pub(crate) fn eoverflow() -> Error {
+    from_const(bindings::EOVERFLOW)
+}

@@ -5,7 +5,7 @@
 //! C headers: [`include/linux/file.h`](srctree/include/linux/file.h) and
 //! [`include/linux/anon_inodes.h`](srctree/include/linux/anon_inodes.h).
 
-use super::{poll::PollTable, uapi, AssertSync};
+use super::{poll::PollTable, shared_pages::Vma, uapi, AssertSync};
 use crate::queue::Queue;
 use core::{mem::MaybeUninit, ptr::NonNull};
 use kernel::{
@@ -40,6 +40,14 @@ impl File {
     /// Returns the raw pointer, for C functions that take a `struct file *`.
     pub(crate) fn as_ptr(&self) -> *mut bindings::file {
         self.0.get()
+    }
+
+    /// Whether the file was opened (or set) non-blocking.
+    pub(crate) fn is_nonblocking(&self) -> bool {
+        // SAFETY: The file is valid (type invariant); `f_flags` may change concurrently through
+        // `fcntl`, and a stale value is acceptable.
+        let flags = unsafe { core::ptr::read_volatile(&(*self.as_ptr()).f_flags) };
+        flags & uapi::O_NONBLOCK != 0
     }
 
     /// Returns the queue behind this file if it is a kevent queue file.
@@ -96,21 +104,52 @@ impl Drop for FileRef {
     }
 }
 
+/// A queue used by a system call, with a reference to its file so that the queue cannot be
+/// released during the call.
+pub(crate) struct QueueRef {
+    file: FileRef,
+    queue: Arc<Queue>,
+}
+
+impl QueueRef {
+    /// Whether the descriptor is non-blocking.
+    pub(crate) fn is_nonblocking(&self) -> bool {
+        self.file.is_nonblocking()
+    }
+}
+
+impl core::ops::Deref for QueueRef {
+    type Target = Arc<Queue>;
+
+    fn deref(&self) -> &Arc<Queue> {
+        &self.queue
+    }
+}
+
 /// Returns the queue open as `fd`: `EBADF` if `fd` is not open, `EINVAL` if it is not a queue.
-pub(crate) fn queue_from_fd(fd: i32) -> Result<Arc<Queue>> {
-    FileRef::fget(fd)?.queue().ok_or(EINVAL)
+pub(crate) fn queue_from_fd(fd: i32) -> Result<QueueRef> {
+    let file = FileRef::fget(fd)?;
+    let queue = file.queue().ok_or(EINVAL)?;
+    Ok(QueueRef { file, queue })
 }
 
 /// What the queue file does for its file operations.
 pub(crate) trait QueueFile {
     /// Registers the poller on the queue's wait queue and returns the current poll mask.
     fn poll(&self, file: &File, table: &PollTable) -> u32;
+
+    /// Maps the queue's ring into a new memory area.
+    fn mmap(&self, vma: &Vma) -> Result;
+
+    /// The last reference to the queue file is gone: tear the queue down.
+    fn release(&self);
 }
 
 /// The file operations of a kevent queue file.
 static QUEUE_FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_operations {
     owner: crate::THIS_MODULE.as_ptr(),
     poll: Some(queue_poll),
+    mmap: Some(queue_mmap),
     release: Some(queue_release),
     // SAFETY: All-zero is a valid `file_operations`: every other operation is absent.
     ..unsafe { MaybeUninit::zeroed().assume_init() }
@@ -173,7 +212,29 @@ unsafe extern "C" fn queue_poll(
     }
 }
 
-/// `release` of a queue file: drops the file's reference to the queue.
+/// `mmap` of a queue file: maps the ring.
+///
+/// # Safety
+///
+/// Called by the VFS with a valid queue file and the area being set up, mmap lock held.
+unsafe extern "C" fn queue_mmap(
+    file: *mut bindings::file,
+    vma: *mut bindings::vm_area_struct,
+) -> core::ffi::c_int {
+    // SAFETY: The VFS holds a reference to `file` during the call.
+    let file = unsafe { File::from_raw(file) };
+    // SAFETY: `vma` is the area of this ongoing `mmap` call.
+    let vma = unsafe { Vma::from_raw(vma) };
+    match file.queue() {
+        Some(queue) => match queue.mmap(&vma) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        },
+        None => ENODEV.to_errno(),
+    }
+}
+
+/// `release` of a queue file: tears the queue down and drops the file's reference to it.
 ///
 /// # Safety
 ///
@@ -184,6 +245,7 @@ unsafe extern "C" fn queue_release(
 ) -> core::ffi::c_int {
     // SAFETY: `private_data` holds the `Arc<Queue>` stored by `install_queue()`; this is the
     // only place that takes it back, and no borrower remains since the file is going away.
-    drop(unsafe { <Arc<Queue> as ForeignOwnable>::from_foreign((*file).private_data) });
+    let queue = unsafe { <Arc<Queue> as ForeignOwnable>::from_foreign((*file).private_data) };
+    queue.release();
     0
 }

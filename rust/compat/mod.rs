@@ -7,7 +7,13 @@
 //! a newer kernel mostly deletes code here.
 
 pub(crate) mod errno;
+pub(crate) mod hrtimer;
+pub(crate) mod lock;
+pub(crate) mod param;
+pub(crate) mod shared_pages;
+pub(crate) mod task;
 pub(crate) mod file;
+pub(crate) mod global;
 pub(crate) mod hooks;
 pub(crate) mod poll;
 pub(crate) mod uapi;

@@ -6,6 +6,11 @@
 //! [`include/linux/poll.h`](srctree/include/linux/poll.h).
 
 use super::file::File;
+
+/// Poll mask bits.
+pub(crate) const EPOLLIN: u32 = bindings::EPOLLIN;
+/// Poll mask bits.
+pub(crate) const EPOLLRDNORM: u32 = bindings::EPOLLRDNORM;
 use core::marker::PhantomPinned;
 use kernel::{bindings, init::PinInit, prelude::*, sync::LockClassKey, types::Opaque};
 
@@ -31,6 +36,17 @@ unsafe impl Send for WaitQueue {}
 // SAFETY: As above, all operations on it are thread safe.
 unsafe impl Sync for WaitQueue {}
 
+/// Why [`WaitQueue::wait_until`] returned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitResult {
+    /// The condition became true.
+    Ready,
+    /// The deadline passed.
+    TimedOut,
+    /// A signal is pending.
+    Interrupted,
+}
+
 impl WaitQueue {
     /// Creates an initialiser for a wait queue with the given lockdep name and class.
     pub(crate) fn new(name: &'static CStr, key: &'static LockClassKey) -> impl PinInit<Self> {
@@ -50,6 +66,82 @@ impl WaitQueue {
 
     fn as_ptr(&self) -> *mut bindings::wait_queue_head {
         self.inner.get()
+    }
+
+    /// Sleeps as an exclusive waiter until `ready()` returns true, the absolute
+    /// `CLOCK_MONOTONIC` `deadline` (nanoseconds) passes, or a signal is pending.
+    ///
+    /// `ready()` is called after the task is queued and marked sleeping, so a wake-up that
+    /// follows a state change it checks cannot be lost. It must not sleep.
+    pub(crate) fn wait_until(
+        &self,
+        deadline: Option<i64>,
+        mut ready: impl FnMut() -> bool,
+    ) -> WaitResult {
+        let entry = Opaque::<bindings::wait_queue_entry>::uninit();
+        // SAFETY: `entry` lives on this stack frame until `finish_wait` below removes it from the
+        // queue, and is not moved in between.
+        unsafe { bindings::init_wait_entry(entry.get(), 0) };
+        let result = loop {
+            // SAFETY: The queue head is initialised (type invariant), the entry is initialised.
+            unsafe {
+                bindings::prepare_to_wait_exclusive(
+                    self.as_ptr(),
+                    entry.get(),
+                    bindings::TASK_INTERRUPTIBLE as i32,
+                )
+            };
+            if ready() {
+                break WaitResult::Ready;
+            }
+            if super::task::signal_pending() {
+                break WaitResult::Interrupted;
+            }
+            match deadline {
+                // SAFETY: The task is marked sleeping and queued; `schedule` may be called.
+                None => unsafe { bindings::schedule() },
+                Some(mut expires) => {
+                    // SAFETY: `expires` is a valid absolute time; the task is queued as above.
+                    let ret = unsafe {
+                        bindings::schedule_hrtimeout_range(
+                            &mut expires,
+                            0,
+                            bindings::hrtimer_mode_HRTIMER_MODE_ABS,
+                        )
+                    };
+                    if ret == 0 {
+                        break if ready() {
+                            WaitResult::Ready
+                        } else {
+                            WaitResult::TimedOut
+                        };
+                    }
+                }
+            }
+        };
+        // SAFETY: The entry was queued on this head by `prepare_to_wait_exclusive`.
+        unsafe { bindings::finish_wait(self.as_ptr(), entry.get()) };
+        result
+    }
+
+    /// Wakes up every poller and `nr_exclusive` sleepers (0: all of them) with poll mask `mask`.
+    pub(crate) fn wake_up(&self, nr_exclusive: i32, mask: u32) {
+        // SAFETY: The wait queue head is initialised (type invariant). The key is the poll mask
+        // encoded as a pointer, as `wake_up_poll()` does.
+        unsafe {
+            bindings::__wake_up(
+                self.as_ptr(),
+                bindings::TASK_NORMAL,
+                nr_exclusive,
+                mask as usize as *mut core::ffi::c_void,
+            )
+        };
+    }
+
+    /// Whether anyone (a sleeper or a poller) waits on the queue.
+    pub(crate) fn has_sleepers(&self) -> bool {
+        // SAFETY: The wait queue head is initialised (type invariant).
+        unsafe { bindings::wq_has_sleeper(self.as_ptr()) }
     }
 }
 

@@ -5,22 +5,140 @@
 //! The header is the single source of truth: every constant here is the bindgen value, and the
 //! Rust view of `struct ukevent` is checked against the C layout at build time.
 
-use kernel::bindings;
+use core::mem::{offset_of, size_of};
+use kernel::{
+    bindings,
+    types::{AsBytes, FromBytes},
+};
+
+/// Event types.
+pub(crate) const TYPE_TIMER: u32 = bindings::KEVENT_TIMER;
+/// User-triggered events.
+pub(crate) const TYPE_UNOTIFY: u32 = bindings::KEVENT_UNOTIFY;
+/// Number of event types.
+pub(crate) const TYPE_MAX: u32 = bindings::KEVENT_MAX;
+
+/// Event masks.
+pub(crate) const TIMER_FIRED: u32 = bindings::KEVENT_TIMER_FIRED;
+
+/// Request flags.
+pub(crate) const REQ_ONESHOT: u32 = bindings::KEVENT_REQ_ONESHOT;
+/// Wake every waiter.
+pub(crate) const REQ_WAKEUP_ALL: u32 = bindings::KEVENT_REQ_WAKEUP_ALL;
+/// Keep and queue a registration that is ready at ADD.
+pub(crate) const REQ_ALWAYS_QUEUE: u32 = bindings::KEVENT_REQ_ALWAYS_QUEUE;
+/// Ready at ADD.
+pub(crate) const REQ_READY: u32 = bindings::KEVENT_REQ_READY;
+/// Disable after delivery.
+pub(crate) const REQ_DISPATCH: u32 = bindings::KEVENT_REQ_DISPATCH;
+/// Every valid request flag.
+pub(crate) const REQ_MASK: u32 = bindings::KEVENT_REQ_MASK;
+
+/// Return flags.
+pub(crate) const RET_BROKEN: u32 = bindings::KEVENT_RET_BROKEN;
+/// The entry is complete (failed, or ready at ADD).
+pub(crate) const RET_DONE: u32 = bindings::KEVENT_RET_DONE;
 
 /// `kevent_ctl()` commands.
+pub(crate) const CTL_ADD: u32 = bindings::KEVENT_CTL_ADD;
+/// Remove registrations.
+pub(crate) const CTL_REMOVE: u32 = bindings::KEVENT_CTL_REMOVE;
+/// Change registrations.
+pub(crate) const CTL_MODIFY: u32 = bindings::KEVENT_CTL_MODIFY;
+/// Mark registrations ready.
 pub(crate) const CTL_READY: u32 = bindings::KEVENT_CTL_READY;
 
 /// Limits.
 pub(crate) const MAX_RING_SIZE: u32 = bindings::KEVENT_MAX_RING_SIZE;
+/// Entries in one `kevent_ctl()` call.
 pub(crate) const MAX_CTL_BATCH: u32 = bindings::KEVENT_MAX_CTL_BATCH;
 
 /// Flags of `struct kevent_wait_arg`.
 pub(crate) const WAIT_TIMEOUT: u32 = bindings::KEVENT_WAIT_TIMEOUT;
+/// The timeout is absolute.
+pub(crate) const WAIT_ABSTIME: u32 = bindings::KEVENT_WAIT_ABSTIME;
+/// Every valid wait flag.
 pub(crate) const WAIT_MASK: u32 = bindings::KEVENT_WAIT_MASK;
 
 /// Flags accepted by `kevent_init()`.
 pub(crate) const O_CLOEXEC: u32 = bindings::O_CLOEXEC;
+/// Non-blocking queue descriptor.
 pub(crate) const O_NONBLOCK: u32 = bindings::O_NONBLOCK;
+
+/// Bytes of the ring header; the entries follow it.
+pub(crate) const RING_HEADER_SIZE: usize = bindings::KEVENT_RING_HEADER_SIZE as usize;
+/// Offset of `ring_kidx` in the ring header.
+pub(crate) const RING_KIDX: usize = offset_of!(bindings::kevent_ring, ring_kidx);
+/// Offset of `ring_uidx`.
+pub(crate) const RING_UIDX: usize = offset_of!(bindings::kevent_ring, ring_uidx);
+/// Offset of `ring_over`.
+pub(crate) const RING_OVER: usize = offset_of!(bindings::kevent_ring, ring_over);
+/// Offset of `ring_size`.
+pub(crate) const RING_SIZE: usize = offset_of!(bindings::kevent_ring, ring_size);
+
+/// One event as user space sees it (`struct ukevent`), 48 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Ukevent {
+    /// Per-type identity (`id.raw_u64`).
+    pub(crate) id: u64,
+    /// Event type.
+    pub(crate) type_: u32,
+    /// Per-type event mask.
+    pub(crate) event: u32,
+    /// Request flags.
+    pub(crate) req_flags: u32,
+    /// Return flags, written by the kernel.
+    pub(crate) ret_flags: u32,
+    /// Type-specific result.
+    pub(crate) ret_data: [u32; 2],
+    /// Opaque user cookie.
+    pub(crate) user: u64,
+    /// Per-queue sequence number.
+    pub(crate) seq: u64,
+}
+
+/// Size of [`Ukevent`] in bytes.
+pub(crate) const UKEVENT_SIZE: usize = size_of::<Ukevent>();
+
+const _: () = {
+    assert!(UKEVENT_SIZE == 48);
+    assert!(UKEVENT_SIZE == size_of::<bindings::ukevent>());
+    assert!(offset_of!(Ukevent, type_) == offset_of!(bindings::ukevent, type_));
+    assert!(offset_of!(Ukevent, event) == offset_of!(bindings::ukevent, event));
+    assert!(offset_of!(Ukevent, req_flags) == offset_of!(bindings::ukevent, req_flags));
+    assert!(offset_of!(Ukevent, ret_flags) == offset_of!(bindings::ukevent, ret_flags));
+    assert!(offset_of!(Ukevent, ret_data) == offset_of!(bindings::ukevent, ret_data));
+    assert!(offset_of!(Ukevent, user) == offset_of!(bindings::ukevent, user));
+    assert!(offset_of!(Ukevent, seq) == offset_of!(bindings::ukevent, seq));
+    assert!(RING_HEADER_SIZE == size_of::<bindings::kevent_ring>());
+};
+
+// SAFETY: `Ukevent` is `repr(C)`, made of integers only and has no padding (48 bytes of
+// naturally aligned fields, checked above), so every byte pattern is a valid value.
+unsafe impl FromBytes for Ukevent {}
+
+// SAFETY: `Ukevent` has no padding and no interior pointers, so all of its bytes are initialised
+// and may be shown to user space.
+unsafe impl AsBytes for Ukevent {}
+
+impl Ukevent {
+    /// The raw bytes, for copying into the ring.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        // SAFETY: `Ukevent` is `AsBytes` (above): all of its `UKEVENT_SIZE` bytes are initialised.
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast(), UKEVENT_SIZE) }
+    }
+
+    /// `id.raw[0]`.
+    pub(crate) fn id_lo(&self) -> u32 {
+        self.id as u32
+    }
+
+    /// `id.raw[1]`.
+    pub(crate) fn id_hi(&self) -> u32 {
+        (self.id >> 32) as u32
+    }
+}
 
 /// The wait argument of `kevent_get_events()` and `kevent_wait()`, after the hook layer copied
 /// it in and installed its signal mask.

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `kevent_ctl()`: batched ADD, REMOVE, MODIFY and READY.
+//!
+//! Every entry is processed on its own. An entry that failed is marked `BROKEN | DONE` with
+//! `-errno` in `ret_data[1]`; an ADD whose event is ready at once is marked `DONE` and, unless
+//! it asks for `ALWAYS_QUEUE`, not kept. Those entries are moved to the front of the array,
+//! which is copied back, and their number is returned (the 2006 interface).
+
+use crate::{
+    compat::uapi::{self, Ukevent},
+    queue::{Queue, Registrations},
+    registration::{Key, Registration, Source},
+};
+use kernel::{
+    error::code::*,
+    prelude::*,
+    rbtree::RBTreeNode,
+    sync::Arc,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// Nanoseconds in a second.
+const NSEC_PER_SEC: u32 = 1_000_000_000;
+
+/// What happened to one entry.
+enum Outcome {
+    /// Done, nothing to report.
+    Quiet,
+    /// Report it as complete (ready at ADD).
+    Done,
+    /// Report the error.
+    Failed(Error),
+}
+
+/// Runs `kevent_ctl(queue, cmd, num, arg)`.
+pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Result<i32> {
+    if cmd > uapi::CTL_READY || num > uapi::MAX_CTL_BATCH {
+        return Err(EINVAL);
+    }
+    if num == 0 {
+        if cmd == uapi::CTL_READY {
+            // As in the original: wake one waiter although nothing is ready.
+            queue.ready.lock().kick();
+            queue.wake_waiters(1);
+        }
+        return Ok(0);
+    }
+    if arg == 0 {
+        return Err(EFAULT);
+    }
+    let len = num as usize * uapi::UKEVENT_SIZE;
+    let mut entries = KVec::with_capacity(num as usize, GFP_KERNEL_ACCOUNT)?;
+    let mut reader = UserSlice::new(arg, len).reader();
+    for _ in 0..num {
+        entries.push(reader.read::<Ukevent>()?, GFP_KERNEL_ACCOUNT)?;
+    }
+
+    let mut reported = 0usize;
+    {
+        let mut regs = queue.registrations.lock();
+        if regs.dead {
+            return Err(EBADF);
+        }
+        queue.reap(&mut regs);
+        for i in 0..entries.len() {
+            let outcome = match cmd {
+                uapi::CTL_ADD => add(queue, &mut regs, &entries[i]),
+                uapi::CTL_REMOVE => remove(queue, &mut regs, &entries[i]),
+                uapi::CTL_MODIFY => modify(queue, &regs, &entries[i]),
+                _ => make_ready(&regs, &entries[i]),
+            };
+            let flags = match outcome {
+                Outcome::Quiet => continue,
+                Outcome::Done => uapi::RET_DONE,
+                Outcome::Failed(e) => {
+                    entries[i].ret_data[1] = e.to_errno() as u32;
+                    uapi::RET_BROKEN | uapi::RET_DONE
+                }
+            };
+            entries[i].ret_flags = flags;
+            entries.swap(reported, i);
+            reported += 1;
+        }
+    }
+
+    let mut writer = UserSlice::new(arg, len).writer();
+    for e in entries.iter().take(reported) {
+        writer.write(e)?;
+    }
+    Ok(reported as i32)
+}
+
+/// Checks an ADD request and returns the source it watches.
+fn source_of(req: &Ukevent) -> Result<Source> {
+    if req.req_flags & !uapi::REQ_MASK != 0 {
+        return Err(EINVAL);
+    }
+    match req.type_ {
+        uapi::TYPE_TIMER => {
+            let (sec, nsec) = (req.id_lo(), req.id_hi());
+            if req.event & !uapi::TIMER_FIRED != 0 || req.event == 0 || nsec >= NSEC_PER_SEC {
+                return Err(EINVAL);
+            }
+            let interval_ns = i64::from(sec) * i64::from(NSEC_PER_SEC) + i64::from(nsec);
+            if interval_ns == 0 {
+                return Err(EINVAL);
+            }
+            Ok(Source::Timer {
+                interval_ns,
+                periodic: req.req_flags & uapi::REQ_ONESHOT == 0,
+            })
+        }
+        uapi::TYPE_UNOTIFY => Ok(Source::User),
+        t if t < uapi::TYPE_MAX => Err(crate::compat::errno::eopnotsupp()),
+        _ => Err(EINVAL),
+    }
+}
+
+fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
+    match try_add(queue, regs, req) {
+        Ok(done) => done,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome> {
+    let source = source_of(req)?;
+    let key = Key {
+        type_: req.type_,
+        id: req.id,
+    };
+    if let Some(existing) = regs.tree.get(&key) {
+        if !existing.state.access(&queue.ready.lock()).detached {
+            return Err(EEXIST);
+        }
+    }
+    let ready_now = req.req_flags & uapi::REQ_READY != 0;
+    let keep = !ready_now || req.req_flags & uapi::REQ_ALWAYS_QUEUE != 0;
+    if !keep {
+        // Ready at ADD and not to be kept: report it, register nothing.
+        return Ok(Outcome::Done);
+    }
+    queue.user.charge(1)?;
+    let created = Registration::new(queue, req, source)
+        .and_then(|reg| Ok((reg.clone(), RBTreeNode::new(key, reg, GFP_KERNEL_ACCOUNT)?)));
+    let (reg, node) = match created {
+        Ok(created) => created,
+        Err(e) => {
+            queue.user.uncharge(1);
+            return Err(e);
+        }
+    };
+    if let Some(old) = regs.tree.insert(node) {
+        // A delivered ONESHOT registration with the same key was waiting to be reaped: it is
+        // already detached and will not be counted twice when reaped (it is no longer in the
+        // tree).
+        queue.user.uncharge(1);
+        drop(old);
+    }
+    reg.arm();
+    if ready_now {
+        Registration::fire(reg.as_arc_borrow(), |st| {
+            st.ret_data[0] = st.ret_data[0].saturating_add(1);
+        });
+    }
+    Ok(Outcome::Quiet)
+}
+
+fn remove(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
+    let key = Key {
+        type_: req.type_,
+        id: req.id,
+    };
+    let Some(reg) = regs.tree.remove(&key) else {
+        return Outcome::Failed(ENOENT);
+    };
+    let was_live = !reg.state.access(&queue.ready.lock()).detached;
+    reg.disarm();
+    queue.ready.lock().detach(&reg);
+    queue.user.uncharge(1);
+    if was_live {
+        Outcome::Quiet
+    } else {
+        Outcome::Failed(ENOENT)
+    }
+}
+
+fn modify(queue: &Arc<Queue>, regs: &Registrations, req: &Ukevent) -> Outcome {
+    let key = Key {
+        type_: req.type_,
+        id: req.id,
+    };
+    if req.req_flags & !uapi::REQ_MASK != 0 {
+        return Outcome::Failed(EINVAL);
+    }
+    let Some(reg) = regs.tree.get(&key) else {
+        return Outcome::Failed(ENOENT);
+    };
+    let mut ready = queue.ready.lock();
+    let st = reg.state.access_mut(&mut ready);
+    if st.detached {
+        return Outcome::Failed(ENOENT);
+    }
+    // The timer's period and periodicity are fixed at ADD (the id is the period).
+    let oneshot_changed = (st.req_flags ^ req.req_flags) & uapi::REQ_ONESHOT != 0;
+    if matches!(reg.source, Source::Timer { .. }) && oneshot_changed {
+        return Outcome::Failed(EINVAL);
+    }
+    st.event = req.event;
+    st.req_flags = req.req_flags;
+    st.user = req.user;
+    ready.enable(reg);
+    Outcome::Quiet
+}
+
+fn make_ready(regs: &Registrations, req: &Ukevent) -> Outcome {
+    let key = Key {
+        type_: req.type_,
+        id: req.id,
+    };
+    let Some(reg) = regs.tree.get(&key) else {
+        return Outcome::Failed(ENOENT);
+    };
+    Registration::fire(reg.as_arc_borrow(), |st| {
+        st.ret_data[0] = st.ret_data[0].saturating_add(1);
+        st.ret_data[1] = req.ret_data[1];
+    });
+    Outcome::Quiet
+}

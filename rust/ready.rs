@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The ready list and the ring producer of a queue.
+//!
+//! Everything here runs under the queue's irqsave spinlock (`Queue::ready`), from system calls
+//! and from event notifications in any context, so nothing here allocates or sleeps.
+//!
+//! One slot per registration: a registration is on the ready list at most once, and further
+//! notifications coalesce into it (its `ret_data` counts them). Delivery takes it off the list
+//! ("in flight"), then either confirms it (`delivered`: `ONESHOT` detaches, `DISPATCH`
+//! disables, a registration that fired again meanwhile is queued again) or puts it back in front
+//! (`undeliver`, when copying to user space failed). Nothing is ever dropped.
+
+use crate::{
+    compat::{
+        shared_pages::SharedPages,
+        uapi::{self, Ukevent},
+    },
+    registration::{Registration, State},
+};
+use kernel::{
+    error::code::*,
+    list::{List, ListArc},
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+};
+
+/// The producer side of the mmap'd ring.
+///
+/// # Invariants
+///
+/// `size` is a power of two; `kidx - uidx <= size` (wrapping), so the slots from `uidx` to
+/// `kidx` hold events that user space has not consumed and the others are free.
+pub(crate) struct RingState {
+    pages: Arc<SharedPages>,
+    size: u32,
+    kidx: u32,
+    uidx: u32,
+}
+
+impl RingState {
+    /// Bytes of shared memory for a ring of `size` entries.
+    pub(crate) fn bytes(size: u32) -> usize {
+        uapi::RING_HEADER_SIZE + size as usize * uapi::UKEVENT_SIZE
+    }
+
+    /// Wraps freshly allocated, zeroed pages; writes the header.
+    pub(crate) fn new(pages: Arc<SharedPages>, size: u32) -> Self {
+        pages.store_release(uapi::RING_SIZE, size);
+        // INVARIANT: Both indices are 0: the ring is empty.
+        Self {
+            pages,
+            size,
+            kidx: 0,
+            uidx: 0,
+        }
+    }
+
+    /// Reads the consumer index that user space may have advanced, trusting it only within
+    /// `[kidx - size, kidx]`.
+    fn refresh_uidx(&mut self) {
+        let user = self.pages.load_acquire(uapi::RING_UIDX);
+        if user != self.uidx && self.kidx.wrapping_sub(user) <= self.size {
+            // INVARIANT: Checked just above.
+            self.uidx = user;
+            self.pages.store_release(uapi::RING_OVER, self.wraps(user));
+        }
+    }
+
+    /// How many times index `idx` wrapped around the ring (`idx / size`, `size` being a power
+    /// of two).
+    fn wraps(&self, idx: u32) -> u32 {
+        idx >> self.size.trailing_zeros()
+    }
+
+    /// Entries published and not yet consumed.
+    fn unconsumed(&mut self) -> u32 {
+        self.refresh_uidx();
+        self.kidx.wrapping_sub(self.uidx)
+    }
+
+    /// Writes `ev` into the next free slot and publishes it. The caller checked for space.
+    fn publish(&mut self, ev: &Ukevent) {
+        let slot = (self.kidx & self.size.wrapping_sub(1)) as usize;
+        let offset = uapi::RING_HEADER_SIZE + slot * uapi::UKEVENT_SIZE;
+        if self.pages.write(offset, ev.as_bytes()) {
+            self.kidx = self.kidx.wrapping_add(1);
+            // The release store orders the entry before the index that exposes it.
+            self.pages.store_release(uapi::RING_KIDX, self.kidx);
+        }
+    }
+}
+
+/// A registration taken off the ready list for delivery ("in flight").
+pub(crate) type InFlight = ListArc<Registration>;
+
+/// The ready state of a queue.
+pub(crate) struct Ready {
+    list: List<Registration>,
+    /// Delivered `ONESHOT` registrations, to remove from the tree in process context.
+    reap: List<Registration>,
+    /// Registrations on `list`.
+    nr: usize,
+    /// Last sequence number handed out.
+    seq: u64,
+    /// Bumped by `KEVENT_CTL_READY` with no entries: wakes a waiter with nothing to report.
+    kicks: u64,
+    /// The queue is being torn down: notifications are ignored.
+    dead: bool,
+    ring: Option<RingState>,
+}
+
+impl Ready {
+    /// Creates an empty ready state, with a ring if `ring` is given.
+    pub(crate) fn new(ring: Option<RingState>) -> Self {
+        Self {
+            list: List::new(),
+            reap: List::new(),
+            nr: 0,
+            seq: 0,
+            kicks: 0,
+            dead: false,
+            ring,
+        }
+    }
+
+    /// Registrations waiting on the ready list.
+    pub(crate) fn pending(&self) -> usize {
+        self.nr
+    }
+
+    /// The number of `kick`s so far.
+    pub(crate) fn kicks(&self) -> u64 {
+        self.kicks
+    }
+
+    /// Wakes a waiter even though nothing is ready (`KEVENT_CTL_READY` with `num == 0`).
+    pub(crate) fn kick(&mut self) {
+        self.kicks = self.kicks.wrapping_add(1);
+    }
+
+    /// Applies `update` to the state of `reg` and queues it if it is not queued yet. Returns the
+    /// number of exclusive waiters to wake (0: all), or `None` when nobody needs waking.
+    pub(crate) fn make_ready(
+        &mut self,
+        reg: ArcBorrow<'_, Registration>,
+        update: impl FnOnce(&mut State),
+    ) -> Option<i32> {
+        if self.dead {
+            return None;
+        }
+        let wake_all = {
+            let st = reg.state.access_mut(self);
+            if st.detached || !st.enabled {
+                return None;
+            }
+            update(st);
+            if st.in_flight {
+                // The harvester queues it again when it is done with it.
+                st.again = true;
+                return None;
+            }
+            if st.queued {
+                return None;
+            }
+            st.queued = true;
+            st.req_flags & uapi::REQ_WAKEUP_ALL != 0
+        };
+        let Some(item) = ListArc::try_from_arc_borrow(reg) else {
+            // Unreachable: `queued` was false, so no `ListArc` existed. Stay consistent anyway.
+            reg.state.access_mut(self).queued = false;
+            return None;
+        };
+        self.push_back(item);
+        self.flush_to_ring(usize::MAX);
+        Some(if wake_all { 0 } else { 1 })
+    }
+
+    /// Queues `item` at the tail with a new sequence number.
+    fn push_back(&mut self, item: ListArc<Registration>) {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        item.state.access_mut(self).seq = seq;
+        self.list.push_back(item);
+        self.nr = self.nr.saturating_add(1);
+    }
+
+    /// Takes the first registration off the list for delivery and resets its result, which the
+    /// returned event now carries.
+    pub(crate) fn take(&mut self) -> Option<(InFlight, Ukevent)> {
+        let item = self.list.pop_front()?;
+        self.nr = self.nr.saturating_sub(1);
+        let event = {
+            let st = item.state.access_mut(self);
+            st.in_flight = true;
+            st.again = false;
+            let event = item.to_ukevent(st);
+            st.ret_flags = 0;
+            st.ret_data = [0, 0];
+            event
+        };
+        Some((item, event))
+    }
+
+    /// Confirms the delivery of `item`. Returns true when it was queued again (it fired while in
+    /// flight), so that waiters should be woken.
+    pub(crate) fn delivered(&mut self, item: InFlight) -> bool {
+        let (requeue, reap) = {
+            let st = item.state.access_mut(self);
+            st.in_flight = false;
+            if st.detached {
+                st.queued = false;
+                (false, false)
+            } else if st.req_flags & uapi::REQ_ONESHOT != 0 {
+                st.detached = true;
+                st.queued = false;
+                (false, true)
+            } else if st.req_flags & uapi::REQ_DISPATCH != 0 {
+                st.enabled = false;
+                st.queued = false;
+                st.again = false;
+                (false, false)
+            } else if st.again {
+                st.again = false;
+                (true, false)
+            } else {
+                st.queued = false;
+                (false, false)
+            }
+        };
+        if requeue {
+            self.push_back(item);
+        } else if reap {
+            self.reap.push_back(item);
+        }
+        requeue
+    }
+
+    /// Puts `item` back at the head of the list with the result of `event` restored (copying it
+    /// out failed).
+    pub(crate) fn undeliver(&mut self, item: InFlight, event: &Ukevent) {
+        {
+            let st = item.state.access_mut(self);
+            st.in_flight = false;
+            st.again = false;
+            if st.detached {
+                st.queued = false;
+                return;
+            }
+            st.ret_flags |= event.ret_flags;
+            st.ret_data[0] = st.ret_data[0].saturating_add(event.ret_data[0]);
+            st.ret_data[1] = st.ret_data[1].saturating_add(event.ret_data[1]);
+            st.seq = event.seq;
+        }
+        self.list.push_front(item);
+        self.nr = self.nr.saturating_add(1);
+    }
+
+    /// Detaches `reg` (removed by `kevent_ctl` or its queue): it never becomes ready again and
+    /// leaves the ready list.
+    pub(crate) fn detach(&mut self, reg: &Registration) {
+        let on_list = {
+            let st = reg.state.access_mut(self);
+            let on_list = st.queued && !st.in_flight;
+            st.detached = true;
+            st.queued = false;
+            on_list
+        };
+        if !on_list {
+            return;
+        }
+        let mut cursor = self.list.cursor_front();
+        while let Some(c) = cursor {
+            if core::ptr::eq(&*c.current(), reg) {
+                drop(c.remove());
+                self.nr = self.nr.saturating_sub(1);
+                return;
+            }
+            cursor = c.next();
+        }
+    }
+
+    /// Re-enables a `DISPATCH`-disabled registration (`KEVENT_CTL_MODIFY`).
+    pub(crate) fn enable(&mut self, reg: &Registration) {
+        reg.state.access_mut(self).enabled = true;
+    }
+
+    /// Takes a delivered `ONESHOT` registration to remove from the tree.
+    pub(crate) fn take_reaped(&mut self) -> Option<Arc<Registration>> {
+        self.reap.pop_front().map(ListArc::into_arc)
+    }
+
+    /// Moves up to `max` ready events into free ring slots. Returns how many moved.
+    pub(crate) fn flush_to_ring(&mut self, max: usize) -> usize {
+        let mut moved = 0;
+        while moved < max && self.nr > 0 {
+            let Some(ring) = self.ring.as_mut() else {
+                break;
+            };
+            if ring.unconsumed() >= ring.size {
+                break;
+            }
+            let Some((item, event)) = self.take() else {
+                break;
+            };
+            if let Some(ring) = self.ring.as_mut() {
+                ring.publish(&event);
+            }
+            self.delivered(item);
+            moved = moved.saturating_add(1);
+        }
+        moved
+    }
+
+    /// The ring's `(unconsumed entries, consumer index)`, or `EINVAL` without a ring.
+    pub(crate) fn ring_status(&mut self) -> Result<(u32, u32)> {
+        let ring = self.ring.as_mut().ok_or(EINVAL)?;
+        let unconsumed = ring.unconsumed();
+        Ok((unconsumed, ring.uidx))
+    }
+
+    /// `kevent_commit`: moves the consumer index to slot `new_uidx` of wrap `over`. Returns the
+    /// number of entries released.
+    pub(crate) fn commit(&mut self, new_uidx: u32, over: u32) -> Result<u32> {
+        let ring = self.ring.as_mut().ok_or(EINVAL)?;
+        if new_uidx >= ring.size {
+            return Err(EINVAL);
+        }
+        ring.refresh_uidx();
+        let target = over.wrapping_mul(ring.size).wrapping_add(new_uidx);
+        let released = target.wrapping_sub(ring.uidx);
+        if released > ring.size {
+            // Behind the current consumer index: a stale commit.
+            return Err(crate::compat::errno::eoverflow());
+        }
+        if released > ring.kidx.wrapping_sub(ring.uidx) {
+            // Beyond what the kernel produced.
+            return Err(EINVAL);
+        }
+        // INVARIANT: `uidx <= target <= kidx`, checked above.
+        ring.uidx = target;
+        ring.pages.store_release(uapi::RING_UIDX, target);
+        ring.pages.store_release(uapi::RING_OVER, ring.wraps(target));
+        Ok(released)
+    }
+
+    /// The ring's shared pages, for `mmap`.
+    pub(crate) fn ring_pages(&self) -> Option<Arc<SharedPages>> {
+        self.ring.as_ref().map(|r| r.pages.clone())
+    }
+
+    /// Marks the queue dead and empties it. Returns the ring pages, to be freed by the caller
+    /// outside the lock (unmapping them may sleep), and the reaped registrations.
+    pub(crate) fn shutdown(&mut self) -> Option<Arc<SharedPages>> {
+        self.dead = true;
+        while let Some(item) = self.list.pop_front() {
+            let st = item.state.access_mut(self);
+            st.queued = false;
+            st.detached = true;
+        }
+        while self.reap.pop_front().is_some() {}
+        self.nr = 0;
+        self.ring.take().map(|r| r.pages)
+    }
+}

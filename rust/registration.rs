@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A registration: one `(type, id)` watched by one queue.
+
+use crate::{
+    compat::{
+        hrtimer::{impl_has_hr_timer, HrTimer, HrTimerCallback},
+        uapi::Ukevent,
+    },
+    queue::Queue,
+    ready::Ready,
+};
+use kernel::{
+    list::{
+        impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, ListLinks,
+        TryNewListArc,
+    },
+    prelude::*,
+    sync::{Arc, ArcBorrow, LockedBy},
+};
+
+/// The lookup key of a registration: its type and id, as in `struct ukevent`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Key {
+    /// `KEVENT_*` type.
+    pub(crate) type_: u32,
+    /// `id.raw_u64`.
+    pub(crate) id: u64,
+}
+
+/// What a registration watches.
+pub(crate) enum Source {
+    /// A user event, made ready by `KEVENT_CTL_READY`.
+    User,
+    /// A timer firing every `interval_ns`, or once (`ONESHOT` at ADD).
+    Timer {
+        /// The period.
+        interval_ns: i64,
+        /// Whether it re-arms itself after each expiry.
+        periodic: bool,
+    },
+}
+
+/// The mutable state of a registration, protected by its queue's ready lock.
+///
+/// # Invariants
+///
+/// - `queued` is true while the registration's `ListArc` is on the ready list or held by a
+///   harvester (`in_flight`); it is false for a detached registration.
+/// - `in_flight` implies `queued`.
+pub(crate) struct State {
+    /// The interest mask (`ukevent.event`).
+    pub(crate) event: u32,
+    /// `KEVENT_REQ_*` flags.
+    pub(crate) req_flags: u32,
+    /// The user cookie.
+    pub(crate) user: u64,
+    /// False after a `DISPATCH` delivery, until `MODIFY`.
+    pub(crate) enabled: bool,
+    /// Removed (or delivered `ONESHOT`): it never becomes ready again.
+    pub(crate) detached: bool,
+    /// See the invariants.
+    pub(crate) queued: bool,
+    /// Being delivered by a harvester that holds its `ListArc`.
+    pub(crate) in_flight: bool,
+    /// Became ready again while in flight: queue it again after delivery.
+    pub(crate) again: bool,
+    /// Per-queue sequence number of the moment it became ready.
+    pub(crate) seq: u64,
+    /// `KEVENT_RET_*` to report.
+    pub(crate) ret_flags: u32,
+    /// Type-specific result to report (for timers and user events: coalesced count).
+    pub(crate) ret_data: [u32; 2],
+}
+
+/// A registration.
+///
+/// # Invariants
+///
+/// It lives in an `Arc`; its timer is cancelled before the registration is detached, so the
+/// timer callback never outlives it.
+#[pin_data]
+pub(crate) struct Registration {
+    /// The lookup key.
+    pub(crate) key: Key,
+    /// What it watches.
+    pub(crate) source: Source,
+    /// The queue it belongs to.
+    pub(crate) queue: Arc<Queue>,
+    /// State shared with event notifications.
+    pub(crate) state: LockedBy<State, Ready>,
+    #[pin]
+    links: ListLinks<0>,
+    #[pin]
+    tracker: AtomicTracker<0>,
+    /// The timer of `Source::Timer`.
+    #[pin]
+    timer: HrTimer,
+}
+
+impl_has_list_links! {
+    impl HasListLinks<0> for Registration { self.links }
+}
+impl_list_arc_safe! {
+    impl ListArcSafe<0> for Registration { tracked_by tracker: AtomicTracker<0>; }
+}
+impl_list_item! {
+    impl ListItem<0> for Registration { using ListLinks; }
+}
+impl_has_hr_timer!(Registration, timer);
+
+impl Registration {
+    /// Creates a registration for `req` on `queue`; `source` was validated by the caller.
+    pub(crate) fn new(queue: &Arc<Queue>, req: &Ukevent, source: Source) -> Result<Arc<Self>> {
+        let state = State {
+            event: req.event,
+            req_flags: req.req_flags,
+            user: req.user,
+            enabled: true,
+            detached: false,
+            queued: false,
+            in_flight: false,
+            again: false,
+            seq: 0,
+            ret_flags: 0,
+            ret_data: [0, 0],
+        };
+        Arc::pin_init(
+            pin_init!(Self {
+                key: Key {
+                    type_: req.type_,
+                    id: req.id,
+                },
+                source,
+                queue: queue.clone(),
+                state: LockedBy::new(&queue.ready, state),
+                links <- ListLinks::new(),
+                tracker <- AtomicTracker::new(),
+                timer <- HrTimer::new::<Registration>(),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        )
+    }
+
+    /// Starts watching the source.
+    pub(crate) fn arm(&self) {
+        if let Source::Timer { interval_ns, .. } = self.source {
+            self.timer.start(interval_ns);
+        }
+    }
+
+    /// Stops watching the source; on return no notification is running or will run. Must be
+    /// called without the queue's ready lock.
+    pub(crate) fn disarm(&self) {
+        if let Source::Timer { .. } = self.source {
+            self.timer.cancel();
+        }
+    }
+
+    /// Makes the registration ready, applying `update` to its state first, and wakes waiters.
+    /// Callable from any context, including hard IRQ.
+    pub(crate) fn fire(this: ArcBorrow<'_, Self>, update: impl FnOnce(&mut State)) {
+        let queue = &this.queue;
+        let wake = queue.ready.lock().make_ready(this, update);
+        if let Some(nr_exclusive) = wake {
+            queue.wake_waiters(nr_exclusive);
+        }
+    }
+
+    /// Builds the event that user space receives, from a state snapshot.
+    pub(crate) fn to_ukevent(&self, st: &State) -> Ukevent {
+        Ukevent {
+            id: self.key.id,
+            type_: self.key.type_,
+            event: st.event,
+            req_flags: st.req_flags,
+            ret_flags: st.ret_flags,
+            ret_data: st.ret_data,
+            user: st.user,
+            seq: st.seq,
+        }
+    }
+}
+
+impl HrTimerCallback for Registration {
+    fn expired(this: ArcBorrow<'_, Self>, timer: &HrTimer) -> bool {
+        let Source::Timer {
+            interval_ns,
+            periodic,
+        } = this.source
+        else {
+            return false;
+        };
+        let periods = if periodic {
+            timer.forward_now(interval_ns)
+        } else {
+            1
+        };
+        let expirations = u32::try_from(periods).unwrap_or(u32::MAX);
+        Registration::fire(this, |st| {
+            st.ret_data[0] = st.ret_data[0].saturating_add(expirations);
+        });
+        periodic
+    }
+}
