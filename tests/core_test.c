@@ -362,22 +362,47 @@ static void on_signal(int sig)
 	got_signal = sig;
 }
 
-static void *kill_later(void *arg)
+struct sender {
+	int sig;
+	pthread_t target;
+};
+
+/* Sends the signal to the process (which only the target does not block) after 50 ms. */
+static void *send_later(void *arg)
 {
+	struct sender *s = arg;
+
 	usleep(50000);
-	kill(getpid(), *(int *)arg);
+	if (s->target)
+		pthread_kill(s->target, s->sig);
+	else
+		kill(getpid(), s->sig);
 	return NULL;
+}
+
+/* Starts send_later() in a thread that blocks @sig, so only this thread can take it. */
+static int start_sender(pthread_t *t, struct sender *s)
+{
+	sigset_t set, old;
+	int ret;
+
+	sigemptyset(&set);
+	sigaddset(&set, s->sig);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	ret = pthread_create(t, NULL, send_later, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
 }
 
 TEST_F(q, signal_interrupts_a_wait_forever)
 {
 	struct ukevent out;
+	struct sender s = { SIGUSR1, pthread_self() };
 	pthread_t t;
-	int sig = SIGUSR1;
 
 	got_signal = 0;
 	signal(SIGUSR1, on_signal);
-	ASSERT_EQ(0, pthread_create(&t, NULL, kill_later, &sig));
+	ASSERT_EQ(0, start_sender(&t, &s));
 	EXPECT_EQ(-1, kevent_get_events(self->fd, 1, 1, &out, NULL));
 	EXPECT_EQ(EINTR, errno);
 	EXPECT_EQ(SIGUSR1, got_signal);
@@ -388,9 +413,10 @@ TEST_F(q, sigmask_blocks_during_the_wait_only)
 {
 	struct kevent_wait_arg wa = kevent_timeout_ns(200000000ull);
 	struct ukevent out;
+	struct sender s = { SIGUSR2, 0 };
 	sigset_t block;
 	pthread_t t;
-	int sig = SIGUSR2;
+	uint64_t t0;
 
 	got_signal = 0;
 	signal(SIGUSR2, on_signal);
@@ -398,14 +424,13 @@ TEST_F(q, sigmask_blocks_during_the_wait_only)
 	sigaddset(&block, SIGUSR2);
 	wa.sigmask = (uintptr_t)&block;
 	wa.sigsetsize = 8;
-	/* Delivered to this thread only: the others block it. */
-	ASSERT_EQ(0, pthread_create(&t, NULL, kill_later, &sig));
-	pthread_sigmask(SIG_BLOCK, &block, NULL);
-	pthread_sigmask(SIG_UNBLOCK, &block, NULL);
+	ASSERT_EQ(0, start_sender(&t, &s));
+	t0 = now_ns();
+	/* The signal arrives after 50 ms but the wait mask blocks it: a full timeout, no EINTR. */
 	EXPECT_EQ(0, kevent_get_events(self->fd, 1, 1, &out, &wa));
-	/* Not delivered during the wait... */
+	EXPECT_LE(200000000ull, now_ns() - t0);
 	pthread_join(t, NULL);
-	/* ...but right after it, when the old mask is back. */
+	/* Delivered once the old mask is back. */
 	for (int i = 0; i < 100 && !got_signal; i++)
 		usleep(1000);
 	EXPECT_EQ(SIGUSR2, got_signal);

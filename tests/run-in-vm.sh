@@ -17,3 +17,4 @@ insmod /lib/modules/kevent.ko || echo "KEVENT-TEST: insmod exit=1"
 run module_test
 run init_test
 run core_test
+run ring_test
