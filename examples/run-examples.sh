@@ -1,9 +1,11 @@
 #!/bin/sh
-# Runs inside the VM (make run): every example in turn.
+# Runs inside the VM (make run): every example, then the benchmarks.
 cd /root
 rc=0
-for ex in demo; do
+for ex in evtest; do
 	echo "=== example: $ex"
 	"./$ex" || rc=1
 done
+echo "=== benchmark: harvest cost (kevent ring / kevent_get_events / epoll_wait)"
+./harvest || rc=1
 exit $rc

@@ -134,14 +134,14 @@ pub(crate) fn get_events(
         if taken == 0 {
             break;
         }
-        let mut written = 0;
-        for event in events.iter().take(taken) {
-            if writer.write(event).is_err() {
+        // One copy per batch; if it faults, nothing of the batch counts as delivered.
+        let written = match writer.write_slice(Ukevent::slice_as_bytes(&events[..taken])) {
+            Ok(()) => taken,
+            Err(_) => {
                 fault = true;
-                break;
+                0
             }
-            written += 1;
-        }
+        };
         // Confirm what reached user space; put the rest back in order, newest first.
         let mut ready = queue.ready.lock();
         for _ in 0..written {

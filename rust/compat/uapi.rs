@@ -129,6 +129,16 @@ impl Ukevent {
         unsafe { core::slice::from_raw_parts((self as *const Self).cast(), UKEVENT_SIZE) }
     }
 
+    /// The raw bytes of consecutive events, for copying many to user space at once.
+    pub(crate) fn slice_as_bytes(events: &[Ukevent]) -> &[u8] {
+        // SAFETY: `Ukevent` is `AsBytes` with no padding between elements (its size is a
+        // multiple of its alignment), so the slice's memory is `len * UKEVENT_SIZE` initialised
+        // bytes.
+        unsafe {
+            core::slice::from_raw_parts(events.as_ptr().cast(), events.len() * UKEVENT_SIZE)
+        }
+    }
+
     /// `id.raw[0]`.
     pub(crate) fn id_lo(&self) -> u32 {
         self.id as u32
