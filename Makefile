@@ -2,12 +2,13 @@
 # 6.12. See README.md. Every target installs what it needs (scripts/setup.sh)
 # and builds the kernel once into ~/.cache/kevent (override: KEVENT_CACHE).
 
-.PHONY: all check run vm-run prog setup kernel module clean help
+.PHONY: all check check-debug run vm-run prog setup kernel module clean help
 
 all: help
 
 help:
 	@echo "make check    build everything, boot the VM, run all tests; prints 'N passed, N failed'"
+	@echo "make check-debug   the same on a debug kernel (lockdep, KASAN, kmemleak, atomic-sleep checks)"
 	@echo "make run      build everything, boot the VM, run the examples"
 	@echo "make vm-run CMD='./prog' FILES='prog'   run your own command in the VM"
 	@echo "make prog SRC=prog.c                    compile your own program for the VM"
@@ -15,6 +16,9 @@ help:
 
 check:
 	@scripts/check.sh release
+
+check-debug:
+	@scripts/check.sh debug
 
 run:
 	@scripts/run.sh

@@ -36,8 +36,13 @@ kevent_kernel_dir() {
 		"$KEVENT_LLVM/bin/clang" --version 2>/dev/null | head -n1
 		"$HOME/.cargo/bin/bindgen" --version 2>/dev/null
 		echo "recipe=$KEVENT_KERNEL_RECIPE ${KMAKE_ARGS[*]}"
-		cat "$KEVENT_TOP"/patches/*.patch "$KEVENT_TOP"/kernel/*.config \
-		    "$KEVENT_TOP/include/uapi/linux/kevent.h"
+		cat "$KEVENT_TOP"/patches/*.patch
+		# Only the fragments this variant uses, in name order.
+		{
+			echo "$KEVENT_TOP/kernel/kevent.config"
+			[ "$variant" = release ] || echo "$KEVENT_TOP/kernel/$variant.config"
+		} | sort | xargs cat
+		cat "$KEVENT_TOP/include/uapi/linux/kevent.h"
 	} | sha256sum | cut -c1-16)
 	echo "$KEVENT_CACHE/kernel-$variant-$key"
 }
