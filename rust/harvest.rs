@@ -84,8 +84,11 @@ impl Wait {
     }
 }
 
-/// Removes delivered `ONESHOT` registrations from the tree.
+/// Removes delivered `ONESHOT` registrations from the tree, if there are any.
 fn reap(queue: &Queue) {
+    if !queue.ready.lock().has_reaped() {
+        return;
+    }
     let mut regs = queue.registrations.lock();
     queue.reap(&mut regs);
 }

@@ -285,6 +285,11 @@ impl Ready {
         reg.state.access_mut(self).enabled = true;
     }
 
+    /// Whether delivered `ONESHOT` registrations wait to be removed from the tree.
+    pub(crate) fn has_reaped(&self) -> bool {
+        !self.reap.is_empty()
+    }
+
     /// Takes a delivered `ONESHOT` registration to remove from the tree.
     pub(crate) fn take_reaped(&mut self) -> Option<Arc<Registration>> {
         self.reap.pop_front().map(ListArc::into_arc)
