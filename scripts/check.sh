@@ -84,10 +84,14 @@ runner_catches_warning() {
 }
 host_check "the VM runner fails a run whose kernel log has a WARNING" runner_catches_warning
 
+# The fuzzer makes 3 threads x this many calls: over a million on the debug kernel.
+fuzz_calls=100000
+[ "$variant" = release ] || fuzz_calls=340000
 log "running the test programs in the VM"
 set +e
-"$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --timeout 1800 --log "$out/vm/check.log" \
-	--module "$KEVENT_TOP/rust/kevent.ko" --files "$out/tests/*" -- ./run-in-vm.sh
+"$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --timeout 2400 --log "$out/vm/check.log" \
+	--module "$KEVENT_TOP/rust/kevent.ko" --files "$out/tests/*" -- \
+	env KEVENT_FUZZ_CALLS=$fuzz_calls ./run-in-vm.sh
 vm_rc=$?
 set -e
 
