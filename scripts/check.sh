@@ -85,13 +85,15 @@ runner_catches_warning() {
 host_check "the VM runner fails a run whose kernel log has a WARNING" runner_catches_warning
 
 # The fuzzer makes 3 threads x this many calls: over a million on the debug kernel.
+# A fixed seed keeps runs reproducible; set KEVENT_FUZZ_SEED to explore others.
 fuzz_calls=100000
 [ "$variant" = release ] || fuzz_calls=340000
+fuzz_seed=${KEVENT_FUZZ_SEED:-0x6b6576656e74}
 log "running the test programs in the VM"
 set +e
 "$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --timeout 2400 --log "$out/vm/check.log" \
 	--module "$KEVENT_TOP/rust/kevent.ko" --files "$out/tests/*" -- \
-	env KEVENT_FUZZ_CALLS=$fuzz_calls ./run-in-vm.sh
+	env KEVENT_FUZZ_CALLS=$fuzz_calls KEVENT_FUZZ_SEED=$fuzz_seed ./run-in-vm.sh
 vm_rc=$?
 set -e
 

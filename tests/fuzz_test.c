@@ -8,8 +8,12 @@
  * every call returns (an errno or a result) and the VM runner finds the
  * kernel log clean.
  *
- *	KEVENT_FUZZ_CALLS=N	calls per thread (default 100000)
+ *	KEVENT_FUZZ_CALLS=N	calls per thread (default 100000; 3 threads)
  *	KEVENT_FUZZ_SEED=S	seed (default: time); printed either way
+ *
+ * To narrow a failure down: KEVENT_FUZZ_OPS=MASK (bit i enables call i of
+ * names[]), KEVENT_FUZZ_THREADS=N, KEVENT_FUZZ_NOTIMERS=1 (no timer
+ * registrations), KEVENT_FUZZ_NOALARM=1 (no SIGALRM every 20 ms).
  */
 #include <pthread.h>
 #include <signal.h>
