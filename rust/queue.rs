@@ -150,10 +150,7 @@ impl QueueFile for Queue {
         }
         // Never executable, not inherited by `fork` (a child maps the queue again if it wants
         // the ring), never grown.
-        vma.update_flags(
-            vm_flags::DONTCOPY | vm_flags::DONTEXPAND,
-            vm_flags::MAYEXEC,
-        );
+        vma.update_flags(vm_flags::DONTCOPY | vm_flags::DONTEXPAND, vm_flags::MAYEXEC);
         pages.map_into(vma)
     }
 

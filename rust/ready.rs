@@ -345,7 +345,8 @@ impl Ready {
         // INVARIANT: `uidx <= target <= kidx`, checked above.
         ring.uidx = target;
         ring.pages.store_release(uapi::RING_UIDX, target);
-        ring.pages.store_release(uapi::RING_OVER, ring.wraps(target));
+        ring.pages
+            .store_release(uapi::RING_OVER, ring.wraps(target));
         Ok(released)
     }
 

@@ -71,6 +71,17 @@ echo "TAP version 13"
 host_check "patches apply to the pristine Debian linux-source-6.12 (git apply --check)" patches_apply
 host_check "patches are checkpatch-clean (--strict, ENOSYS rule ignored: see hooks.md)" checkpatch_clean
 host_check "UAPI syscall numbers match the syscall table" uapi_matches_syscall_table
+
+rust_formatted() {
+	# The kernel's rustfmt settings; any rustfmt will do (none is needed to build).
+	if ! command -v rustfmt >/dev/null; then
+		echo "rustfmt is not installed"
+		return 1
+	fi
+	rustfmt --edition 2021 --config-path "$kb/../src/.rustfmt.toml" --check \
+		"$KEVENT_TOP/rust/kevent.rs"
+}
+host_check "the module is rustfmt-clean (kernel .rustfmt.toml)" rust_formatted
 host_check "every hook site is a static-key NOP without the module" \
 	"$KEVENT_TOP/scripts/check-static-keys.py" "$kb/vmlinux"
 

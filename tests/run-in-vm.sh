@@ -29,6 +29,8 @@ run module_test
 run init_test
 run core_test
 run ring_test
+run stress_test
+run memcg_test
 run fuzz_test
 
 if [ -n "$leaks" ]; then

@@ -61,7 +61,8 @@ impl File {
         // SAFETY: Queue files are created only by `install_queue()`, which stores an
         // `Arc<Queue>` in `private_data`; it is released only in `queue_release()`, which cannot
         // run while this file is referenced.
-        let queue = unsafe { <Arc<Queue> as ForeignOwnable>::borrow((*self.as_ptr()).private_data) };
+        let queue =
+            unsafe { <Arc<Queue> as ForeignOwnable>::borrow((*self.as_ptr()).private_data) };
         Some(queue.into())
     }
 }

@@ -30,7 +30,9 @@ impl<T: Send + Sync> ModuleGlobal<T> {
 
     /// Publishes `value`, replacing (and dropping) any previous one.
     pub(crate) fn set(&self, value: Arc<T>) {
-        let old = self.ptr.swap(Arc::into_raw(value).cast_mut(), Ordering::AcqRel);
+        let old = self
+            .ptr
+            .swap(Arc::into_raw(value).cast_mut(), Ordering::AcqRel);
         if !old.is_null() {
             // SAFETY: By the type invariant, `old` carries a reference owned by `self`.
             drop(unsafe { Arc::from_raw(old) });

@@ -24,8 +24,13 @@ pub(crate) trait Syscalls {
     /// `kevent_ctl(fd, cmd, num, arg)`.
     fn ctl(fd: i32, cmd: u32, num: u32, arg: UserPtr) -> Result<i32>;
     /// `kevent_get_events(fd, min_nr, max_nr, buf, arg)`.
-    fn get_events(fd: i32, min_nr: u32, max_nr: u32, buf: UserPtr, arg: Option<WaitArg>)
-        -> Result<i32>;
+    fn get_events(
+        fd: i32,
+        min_nr: u32,
+        max_nr: u32,
+        buf: UserPtr,
+        arg: Option<WaitArg>,
+    ) -> Result<i32>;
     /// `kevent_wait(fd, num, old_uidx, arg)`.
     fn wait(fd: i32, num: u32, old_uidx: u32, arg: Option<WaitArg>) -> Result<i32>;
     /// `kevent_commit(fd, new_uidx, over)`.
@@ -35,8 +40,7 @@ pub(crate) trait Syscalls {
     /// `aio_recv(kfd, sock, buf, len, flags)`.
     fn aio_recv(kfd: i32, sock: i32, buf: UserPtr, len: usize, flags: u32) -> Result<i64>;
     /// `aio_sendfile(kfd, sock, in_fd, offset, count)`.
-    fn aio_sendfile(kfd: i32, sock: i32, in_fd: i32, offset: UserPtr, count: usize)
-        -> Result<i64>;
+    fn aio_sendfile(kfd: i32, sock: i32, in_fd: i32, offset: UserPtr, count: usize) -> Result<i64>;
     /// `aio_read(kfd, fd, buf, len, offset)`.
     fn aio_read(kfd: i32, fd: i32, buf: UserPtr, len: usize, offset: UserPtr) -> Result<i64>;
 }

@@ -39,11 +39,7 @@ unsafe impl Backend for IrqSpinLockBackend {
     type State = bindings::spinlock_t;
     type GuardState = c_ulong;
 
-    unsafe fn init(
-        ptr: *mut Self::State,
-        name: *const c_char,
-        key: *mut bindings::lock_class_key,
-    ) {
+    unsafe fn init(ptr: *mut Self::State, name: *const c_char, key: *mut bindings::lock_class_key) {
         // SAFETY: The caller passes a valid, writable lock and a name and key that live forever.
         unsafe { bindings::__spin_lock_init(ptr, name, key) }
     }

@@ -7,15 +7,15 @@
 //! a newer kernel mostly deletes code here.
 
 pub(crate) mod errno;
-pub(crate) mod hrtimer;
-pub(crate) mod lock;
-pub(crate) mod param;
-pub(crate) mod shared_pages;
-pub(crate) mod task;
 pub(crate) mod file;
 pub(crate) mod global;
 pub(crate) mod hooks;
+pub(crate) mod hrtimer;
+pub(crate) mod lock;
+pub(crate) mod param;
 pub(crate) mod poll;
+pub(crate) mod shared_pages;
+pub(crate) mod task;
 pub(crate) mod uapi;
 
 /// Wraps a value so that it can be placed in a `static` shared with C.

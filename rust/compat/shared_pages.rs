@@ -15,7 +15,7 @@ use core::{
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
-    alloc::flags::{GFP_KERNEL_ACCOUNT, __GFP_ZERO},
+    alloc::flags::{__GFP_ZERO, GFP_KERNEL_ACCOUNT},
     bindings,
     error::code::*,
     page::{Page, PAGE_SIZE},

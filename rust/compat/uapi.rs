@@ -134,9 +134,7 @@ impl Ukevent {
         // SAFETY: `Ukevent` is `AsBytes` with no padding between elements (its size is a
         // multiple of its alignment), so the slice's memory is `len * UKEVENT_SIZE` initialised
         // bytes.
-        unsafe {
-            core::slice::from_raw_parts(events.as_ptr().cast(), events.len() * UKEVENT_SIZE)
-        }
+        unsafe { core::slice::from_raw_parts(events.as_ptr().cast(), events.len() * UKEVENT_SIZE) }
     }
 
     /// `id.raw[0]`.
