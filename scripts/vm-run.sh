@@ -104,7 +104,7 @@ accel_args() {
 	fi
 	case "$accel" in
 	kvm) echo "-enable-kvm -cpu host" ;;
-	*) echo "-accel tcg,thread=multi -cpu max" ;;
+	*) echo "-accel tcg,thread=multi -cpu max,la57=off" ;;
 	esac
 }
 
