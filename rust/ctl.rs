@@ -8,7 +8,10 @@
 //! which is copied back, and their number is returned (the 2006 interface).
 
 use crate::{
-    compat::uapi::{self, Ukevent},
+    compat::{
+        uapi::{self, Ukevent},
+        user_gfp,
+    },
     queue::{Queue, Registrations},
     registration::{Key, Registration, Source},
 };
@@ -50,10 +53,10 @@ pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Resul
         return Err(EFAULT);
     }
     let len = num as usize * uapi::UKEVENT_SIZE;
-    let mut entries = KVec::with_capacity(num as usize, GFP_KERNEL_ACCOUNT)?;
+    let mut entries = KVec::with_capacity(num as usize, user_gfp())?;
     let mut reader = UserSlice::new(arg, len).reader();
     for _ in 0..num {
-        entries.push(reader.read::<Ukevent>()?, GFP_KERNEL_ACCOUNT)?;
+        entries.push(reader.read::<Ukevent>()?, user_gfp())?;
     }
 
     let mut reported = 0usize;
@@ -143,7 +146,7 @@ fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Resul
     }
     queue.user.charge(1)?;
     let created = Registration::new(queue, req, source)
-        .and_then(|reg| Ok((reg.clone(), RBTreeNode::new(key, reg, GFP_KERNEL_ACCOUNT)?)));
+        .and_then(|reg| Ok((reg.clone(), RBTreeNode::new(key, reg, user_gfp())?)));
     let (reg, node) = match created {
         Ok(created) => created,
         Err(e) => {

@@ -8,6 +8,7 @@ use crate::{
         poll::WaitResult,
         task,
         uapi::{self, Ukevent, WaitArg},
+        user_gfp,
     },
     queue::Queue,
     registration::Registration,
@@ -116,7 +117,7 @@ pub(crate) fn get_events(
     let max = max_nr as usize;
     let mut writer = UserSlice::new(buf, max * uapi::UKEVENT_SIZE).writer();
     let mut events = KVec::new();
-    events.extend_with(BATCH.min(max), Ukevent::default(), GFP_KERNEL)?;
+    events.extend_with(BATCH.min(max), Ukevent::default(), user_gfp())?;
     let mut in_flight = List::<Registration>::new();
     let mut copied = 0;
     let mut fault = false;

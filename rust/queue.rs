@@ -16,6 +16,7 @@ use crate::{
         lock::{new_spinlock_irq, SpinLockIrq},
         poll::{PollTable, WaitQueue, EPOLLIN, EPOLLRDNORM},
         shared_pages::{vm_flags, SharedPages, Vma},
+        user_gfp,
     },
     limits::{self, UserCount},
     ready::{Ready, RingState},
@@ -66,10 +67,7 @@ impl Queue {
         let ring = if ring_size == 0 {
             None
         } else {
-            let pages = Arc::new(
-                SharedPages::new(RingState::bytes(ring_size))?,
-                GFP_KERNEL_ACCOUNT,
-            )?;
+            let pages = Arc::new(SharedPages::new(RingState::bytes(ring_size))?, user_gfp())?;
             Some(RingState::new(pages, ring_size))
         };
         Arc::pin_init(
@@ -83,7 +81,7 @@ impl Queue {
                 user,
                 ring_size,
             }),
-            GFP_KERNEL_ACCOUNT,
+            user_gfp(),
         )
     }
 

@@ -6,6 +6,7 @@ use crate::{
     compat::{
         hrtimer::{impl_has_hr_timer, HrTimer, HrTimerCallback},
         uapi::Ukevent,
+        user_gfp,
     },
     queue::Queue,
     ready::Ready,
@@ -138,7 +139,7 @@ impl Registration {
                 tracker <- AtomicTracker::new(),
                 timer <- HrTimer::new::<Registration>(),
             }),
-            GFP_KERNEL_ACCOUNT,
+            user_gfp(),
         )
     }
 

@@ -18,6 +18,17 @@ pub(crate) mod shared_pages;
 pub(crate) mod task;
 pub(crate) mod uapi;
 
+use kernel::alloc::{
+    flags::{__GFP_NOWARN, __GFP_RETRY_MAYFAIL, GFP_KERNEL_ACCOUNT},
+    Flags,
+};
+
+/// Allocation flags for memory that user space makes the kernel allocate: charged to the
+/// caller's memory cgroup, and failing with `ENOMEM` at its limit (no OOM kill, no warning).
+pub(crate) fn user_gfp() -> Flags {
+    GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN
+}
+
 /// Wraps a value so that it can be placed in a `static` shared with C.
 ///
 /// # Invariants

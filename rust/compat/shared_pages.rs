@@ -15,7 +15,7 @@ use core::{
     sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
-    alloc::flags::{__GFP_ZERO, GFP_KERNEL_ACCOUNT},
+    alloc::flags::__GFP_ZERO,
     bindings,
     error::code::*,
     page::{Page, PAGE_SIZE},
@@ -42,12 +42,12 @@ impl SharedPages {
     /// Allocates enough pages for `bytes` bytes. Must be called in process context.
     pub(crate) fn new(bytes: usize) -> Result<Self> {
         let count = bytes.div_ceil(PAGE_SIZE);
-        let mut pages = KVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
-        let mut raw = KVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
+        let mut pages = KVec::with_capacity(count, super::user_gfp())?;
+        let mut raw = KVec::with_capacity(count, super::user_gfp())?;
         for _ in 0..count {
-            let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-            raw.push(page.as_ptr(), GFP_KERNEL_ACCOUNT)?;
-            pages.push(page, GFP_KERNEL_ACCOUNT)?;
+            let page = Page::alloc_page(super::user_gfp() | __GFP_ZERO)?;
+            raw.push(page.as_ptr(), super::user_gfp())?;
+            pages.push(page, super::user_gfp())?;
         }
         let count_u32 = u32::try_from(count).map_err(|_| EINVAL)?;
         // SAFETY: `raw` holds `count` valid pages that outlive the mapping (unmapped in `Drop`).
