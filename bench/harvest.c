@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -213,7 +214,20 @@ int main(int argc, char **argv)
 		for (int i = 0; i < count; i++)
 			ns[i] = atoi(argv[i + 2]);
 	}
-	printf("harvest cost: %d rounds; timing excludes producing the events\n", rounds);
+	struct timespec res;
+	char cs[64] = "?";
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+
+	if (f) {
+		if (fscanf(f, "%63s", cs) != 1)
+			strcpy(cs, "?");
+		fclose(f);
+	}
+	clock_getres(CLOCK_MONOTONIC, &res);
+	printf("harvest cost: %d rounds; timing excludes producing the events; clock %s, %ld ns resolution\n",
+	       rounds, cs, res.tv_nsec);
+	if (res.tv_sec || res.tv_nsec > 1000)
+		printf("note: the clock is coarse; per-event numbers below are unreliable\n");
 	for (int i = 0; i < count; i++) {
 		int n = ns[i], r = n >= 4096 ? rounds / 10 + 1 : rounds;
 		long events = (long)n * r;

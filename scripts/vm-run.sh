@@ -114,7 +114,7 @@ set +e
 timeout -k 5 "$timeout" qemu-system-x86_64 $(accel_args) -smp "$smp" -m "$mem" \
 	-display none -monitor none -serial stdio -no-reboot \
 	-kernel "$bzimage" -initrd "$work/initramfs.gz" \
-	-append "console=ttyS0 loglevel=5 panic=-1 oops=panic $append" </dev/null 2>&1 |
+	-append "console=ttyS0 loglevel=5 panic=-1 oops=panic tsc=reliable $append" </dev/null 2>&1 |
 	tr -d '\r' | tee "$log" |
 	awk '/^KEVENT-DMESG-BEGIN/ { hide = 1 } !hide && !/^KEVENT-VM: (start|exit)/ { print; fflush() } /^KEVENT-DMESG-END/ { hide = 0 }'
 qemu_rc=${PIPESTATUS[0]}
