@@ -41,7 +41,7 @@ impl kernel::Module for KeventModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         limits::USERS.set(limits::Users::new()?);
         let hooks = compat::hooks::Registration::new().inspect_err(|_| limits::USERS.clear())?;
-        pr_info!("kevent: registered\n");
+        pr_info!("registered\n");
         Ok(Self { hooks: Some(hooks) })
     }
 }
@@ -51,6 +51,6 @@ impl Drop for KeventModule {
         // Unregister first, so that no system call can see the user table go away.
         drop(self.hooks.take());
         limits::USERS.clear();
-        pr_info!("kevent: unregistered\n");
+        pr_info!("unregistered\n");
     }
 }
