@@ -49,17 +49,24 @@ static void report(const char *name, int n, long events, struct result r)
 	       name, n, r.harvest_ns / events, r.syscalls / events, r.produce_ns / events);
 }
 
-/* Makes ids 0..n-1 ready with batched KEVENT_CTL_READY calls. */
-static void fire_all(int fd, struct ukevent *b, int n)
+/* Runs @cmd on entries 0..n-1, 1024 per system call. */
+static void ctl_all(int fd, unsigned int cmd, struct ukevent *b, int n)
 {
 	for (int i = 0; i < n; i += 1024) {
 		int k = n - i < 1024 ? n - i : 1024;
 
-		if (kevent_ctl(fd, KEVENT_CTL_READY, k, b + i) != 0)
-			die("kevent_ctl READY");
+		if (kevent_ctl(fd, cmd, k, b + i) != 0)
+			die("kevent_ctl");
 	}
 }
 
+/* Makes ids 0..n-1 ready. */
+static void fire_all(int fd, struct ukevent *b, int n)
+{
+	ctl_all(fd, KEVENT_CTL_READY, b, n);
+}
+
+/* Registers user events 0..n-1. */
 static struct ukevent *user_events(int fd, int n)
 {
 	struct ukevent *b = calloc(n, sizeof(*b));
@@ -68,12 +75,7 @@ static struct ukevent *user_events(int fd, int n)
 		b[i].type = KEVENT_UNOTIFY;
 		b[i].id.raw_u64 = i;
 	}
-	for (int i = 0; i < n; i += 1024) {
-		int k = n - i < 1024 ? n - i : 1024;
-
-		if (kevent_ctl(fd, KEVENT_CTL_ADD, k, b + i) != 0)
-			die("kevent_ctl ADD");
-	}
+	ctl_all(fd, KEVENT_CTL_ADD, b, n);
 	return b;
 }
 
