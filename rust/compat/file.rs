@@ -58,11 +58,11 @@ impl File {
         if !core::ptr::eq(f_op, &QUEUE_FOPS.0) {
             return None;
         }
-        // SAFETY: Queue files are created only by `install_queue()`, which stores an
-        // `Arc<Queue>` in `private_data`; it is released only in `queue_release()`, which cannot
-        // run while this file is referenced.
-        let queue =
-            unsafe { <Arc<Queue> as ForeignOwnable>::borrow((*self.as_ptr()).private_data) };
+        // SAFETY: The file is valid (type invariant); `private_data` is set before publication.
+        let private = unsafe { (*self.as_ptr()).private_data };
+        // SAFETY: Only `install_queue()` creates queue files, storing an `Arc<Queue>` here; only
+        // `queue_release()` takes it back, which cannot run while this file is referenced.
+        let queue = unsafe { <Arc<Queue> as ForeignOwnable>::borrow(private) };
         Some(queue.into())
     }
 }
