@@ -104,8 +104,11 @@ pub(crate) fn get_events(
     wait: Wait,
 ) -> Result<i32> {
     let min_nr = min_nr as usize;
-    let kicks = queue.ready.lock().kicks();
-    let result = if queue.ready.lock().pending() >= min_nr {
+    let (kicks, ready_now) = {
+        let ready = queue.ready.lock();
+        (ready.kicks(), ready.pending() >= min_nr)
+    };
+    let result = if ready_now {
         WaitResult::Ready
     } else {
         wait.run(queue, || {

@@ -158,10 +158,11 @@ impl QueueFile for Queue {
             regs.dead = true;
             core::mem::replace(&mut regs.tree, RBTree::new())
         };
+        // Once dead, the queue ignores notifications and its lists are empty: the registrations
+        // only need their sources stopped.
         let pages = self.ready.lock().shutdown();
         let mut count = 0;
         for reg in tree.values() {
-            self.ready.lock().detach(reg);
             reg.disarm();
             count += 1;
         }
