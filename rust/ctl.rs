@@ -9,11 +9,14 @@
 
 use crate::{
     compat::{
+        file::FileRef,
         uapi::{self, Ukevent},
         user_gfp,
     },
+    file_source::{self, Report},
     queue::{Queue, Registrations},
     registration::{Key, Registration, Source},
+    signal_source,
 };
 use kernel::{
     error::code::*,
@@ -30,8 +33,8 @@ const NSEC_PER_SEC: u32 = 1_000_000_000;
 enum Outcome {
     /// Done, nothing to report.
     Quiet,
-    /// Report it as complete (ready at ADD).
-    Done,
+    /// Report it as complete (ready at ADD), with the result of a file event.
+    Done(Option<Report>),
     /// Report the error.
     Failed(Error),
 }
@@ -75,7 +78,11 @@ pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Resul
             };
             let flags = match outcome {
                 Outcome::Quiet => continue,
-                Outcome::Done => uapi::RET_DONE,
+                Outcome::Done(report) => {
+                    let (flags, data) = report.unwrap_or((0, entries[i].ret_data));
+                    entries[i].ret_data = data;
+                    uapi::RET_DONE | flags
+                }
                 Outcome::Failed(e) => {
                     entries[i].ret_data[1] = e.to_errno() as u32;
                     uapi::RET_BROKEN | uapi::RET_DONE
@@ -94,11 +101,25 @@ pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Resul
     Ok(reported as i32)
 }
 
-/// Checks an ADD request and returns the source it watches.
-fn source_of(req: &Ukevent) -> Result<Source> {
+/// Checks an ADD request and returns the source it watches (and, for file types, a reference
+/// to the file held during the ADD).
+fn source_of(queue: &Arc<Queue>, req: &Ukevent) -> Result<(Source, Option<FileRef>)> {
     if req.req_flags & !uapi::REQ_MASK != 0 {
         return Err(EINVAL);
     }
+    match req.type_ {
+        uapi::TYPE_POLL | uapi::TYPE_PIPE | uapi::TYPE_SOCKET => {
+            let fd = i32::try_from(req.id).map_err(|_| EBADF)?;
+            let file = FileRef::fget(fd)?;
+            Ok((file_source::source_of(queue, req, &file)?, Some(file)))
+        }
+        uapi::TYPE_SIGNAL => Ok((signal_source::source_of(req)?, None)),
+        _ => Ok((plain_source_of(req)?, None)),
+    }
+}
+
+/// Checks an ADD of a source without an object: timers and user events.
+fn plain_source_of(req: &Ukevent) -> Result<Source> {
     match req.type_ {
         uapi::TYPE_TIMER => {
             let (sec, nsec) = (req.id_lo(), req.id_hi());
@@ -115,6 +136,8 @@ fn source_of(req: &Ukevent) -> Result<Source> {
             })
         }
         uapi::TYPE_UNOTIFY => Ok(Source::User),
+        // Created by `timer_create()` only.
+        uapi::TYPE_POSIX_TIMER => Err(EINVAL),
         t if t < uapi::TYPE_MAX => Err(crate::compat::errno::eopnotsupp()),
         _ => Err(EINVAL),
     }
@@ -128,7 +151,7 @@ fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
 }
 
 fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome> {
-    let source = source_of(req)?;
+    let (source, file) = source_of(queue, req)?;
     let key = Key {
         type_: req.type_,
         id: req.id,
@@ -139,18 +162,34 @@ fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Resul
         }
     }
     let ready_now = req.req_flags & uapi::REQ_READY != 0;
-    let keep = !ready_now || req.req_flags & uapi::REQ_ALWAYS_QUEUE != 0;
-    if !keep {
+    let always = req.req_flags & uapi::REQ_ALWAYS_QUEUE != 0;
+    if ready_now && !always {
         // Ready at ADD and not to be kept: report it, register nothing.
-        return Ok(Outcome::Done);
+        return Ok(Outcome::Done(None));
     }
     queue.user.charge(1)?;
-    let created = Registration::new(queue, req, source)
-        .and_then(|reg| Ok((reg.clone(), RBTreeNode::new(key, reg, user_gfp())?)));
-    let (reg, node) = match created {
-        Ok(created) => created,
+    let reg = match Registration::new(queue, req, source) {
+        Ok(reg) => reg,
         Err(e) => {
             queue.user.uncharge(1);
+            return Err(e);
+        }
+    };
+    let armed = match &file {
+        Some(file) => file_source::arm(&reg, file),
+        None if matches!(reg.source, Source::Signal { .. }) => signal_source::arm(&reg).map(|_| None),
+        None => Ok(None),
+    };
+    let node = armed.and_then(|initial| Ok((initial, RBTreeNode::new(key, reg.clone(), user_gfp())?)));
+    let (initial, node) = match node {
+        Ok((Some(report), _)) if !always => {
+            // Ready at ADD and not to be kept (the 2006 semantics).
+            discard(queue, &reg);
+            return Ok(Outcome::Done(Some(report)));
+        }
+        Ok(armed) => armed,
+        Err(e) => {
+            discard(queue, &reg);
             return Err(e);
         }
     };
@@ -159,15 +198,31 @@ fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Resul
         // already detached and will not be counted twice when reaped (it is no longer in the
         // tree).
         queue.user.uncharge(1);
-        drop(old);
+        old.to_key_value().1.disarm();
     }
-    reg.arm();
+    reg.arm_timer();
     if ready_now {
         Registration::fire(reg.as_arc_borrow(), |st| {
             st.ret_data[0] = st.ret_data[0].saturating_add(1);
+            true
         });
     }
+    if let Some((flags, data)) = initial {
+        Registration::fire(reg.as_arc_borrow(), |st| {
+            st.ret_flags = flags;
+            st.ret_data = data;
+            true
+        });
+    }
+    drop(file);
     Ok(Outcome::Quiet)
+}
+
+/// Undoes a registration that was not kept.
+fn discard(queue: &Queue, reg: &Registration) {
+    reg.disarm();
+    queue.ready.lock().detach(reg);
+    queue.user.uncharge(1);
 }
 
 fn remove(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
@@ -228,6 +283,7 @@ fn make_ready(regs: &Registrations, req: &Ukevent) -> Outcome {
     Registration::fire(reg.as_arc_borrow(), |st| {
         st.ret_data[0] = st.ret_data[0].saturating_add(1);
         st.ret_data[1] = req.ret_data[1];
+        true
     });
     Outcome::Quiet
 }

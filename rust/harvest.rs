@@ -10,7 +10,9 @@ use crate::{
         uapi::{self, Ukevent, WaitArg},
         user_gfp,
     },
+    file_source,
     queue::Queue,
+    ready::InFlight,
     registration::Registration,
 };
 use kernel::{
@@ -18,7 +20,7 @@ use kernel::{
     list::List,
     prelude::*,
     sync::Arc,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
 
 /// Nanoseconds in a second.
@@ -96,6 +98,11 @@ fn reap(queue: &Queue) {
 
 /// `kevent_get_events()`: waits until `min_nr` events are ready (or the wait ends), then copies
 /// up to `max_nr` of them to `buf`. Returns the number copied.
+///
+/// File events are confirmed with `->poll` before they are copied (a wake-up only says that the
+/// file may be ready); those no longer ready are dropped, and if nothing is left the call waits
+/// again. Level-triggered file events that were delivered go back on the ready list when the
+/// call ends, to be confirmed again by the next harvest (as epoll does).
 pub(crate) fn get_events(
     queue: &Arc<Queue>,
     min_nr: u32,
@@ -104,79 +111,188 @@ pub(crate) fn get_events(
     wait: Wait,
 ) -> Result<i32> {
     let min_nr = min_nr as usize;
-    let (kicks, ready_now) = {
-        let ready = queue.ready.lock();
-        (ready.kicks(), ready.pending() >= min_nr)
-    };
-    let result = if ready_now {
-        WaitResult::Ready
-    } else {
-        wait.run(queue, || {
-            let ready = queue.ready.lock();
-            ready.pending() >= min_nr || ready.kicks() != kicks
-        })
-    };
-
     let max = max_nr as usize;
     let mut writer = UserSlice::new(buf, max * uapi::UKEVENT_SIZE).writer();
-    let mut events = KVec::new();
-    events.extend_with(BATCH.min(max), Ukevent::default(), user_gfp())?;
-    let mut in_flight = List::<Registration>::new();
-    let mut copied = 0;
-    let mut fault = false;
-    let mut requeued = false;
-    while copied < max && !fault {
-        let mut taken = 0;
-        {
-            let mut ready = queue.ready.lock();
-            while taken < events.len() && copied + taken < max {
-                let Some((item, event)) = ready.take() else {
-                    break;
-                };
-                events[taken] = event;
-                in_flight.push_back(item);
-                taken += 1;
-            }
-        }
-        if taken == 0 {
-            break;
-        }
-        // One copy per batch; if it faults, nothing of the batch counts as delivered.
-        let written = match writer.write_slice(Ukevent::slice_as_bytes(&events[..taken])) {
-            Ok(()) => taken,
-            Err(_) => {
-                fault = true;
-                0
-            }
+    let mut batch = Batch::new(BATCH.min(max).max(1))?;
+    let mut relevel = List::<Registration>::new();
+    let mut harvest = Harvest::default();
+    let kicks = queue.ready.lock().kicks();
+    let result = loop {
+        let ready_now = {
+            let ready = queue.ready.lock();
+            ready.pending() >= min_nr || ready.kicks() != kicks
         };
-        // Confirm what reached user space; put the rest back in order, newest first.
-        let mut ready = queue.ready.lock();
-        for _ in 0..written {
-            if let Some(item) = in_flight.pop_front() {
-                requeued |= ready.delivered(item);
+        let result = if ready_now {
+            WaitResult::Ready
+        } else {
+            wait.run(queue, || {
+                let ready = queue.ready.lock();
+                ready.pending() >= min_nr || ready.kicks() != kicks
+            })
+        };
+        while harvest.copied < max && !harvest.fault {
+            if !batch.fill(queue, max - harvest.copied) {
+                break;
             }
+            batch.confirm(queue);
+            batch.deliver(queue, &mut writer, &mut relevel, &mut harvest);
         }
-        let mut index = taken;
-        while let Some(item) = in_flight.pop_back() {
-            index -= 1;
-            ready.undeliver(item, &events[index]);
+        let kicked = queue.ready.lock().kicks() != kicks;
+        if harvest.copied > 0 || harvest.fault || result != WaitResult::Ready || kicked {
+            break result;
         }
-        drop(ready);
-        copied += written;
+        if matches!(wait, Wait::Poll) {
+            break WaitResult::TimedOut;
+        }
+    };
+    if !relevel.is_empty() {
+        let mut ready = queue.ready.lock();
+        while let Some(item) = relevel.pop_front() {
+            harvest.requeued |= ready.relevel(item);
+        }
     }
-    if requeued {
+    if harvest.requeued {
         queue.wake_waiters(1);
     }
     reap(queue);
-    if copied == 0 {
-        if fault {
+    if harvest.copied == 0 {
+        if harvest.fault {
             return Err(EFAULT);
         }
         if result == WaitResult::Interrupted {
             return Err(EINTR);
         }
     }
-    Ok(copied as i32)
+    Ok(harvest.copied as i32)
+}
+
+/// Progress of one `kevent_get_events()` call.
+#[derive(Default)]
+struct Harvest {
+    copied: usize,
+    fault: bool,
+    requeued: bool,
+}
+
+/// Events taken off the ready list together, copied to user space in one go.
+struct Batch {
+    events: KVec<Ukevent>,
+    items: KVec<Option<InFlight>>,
+}
+
+impl Batch {
+    fn new(size: usize) -> Result<Self> {
+        let mut events = KVec::new();
+        events.extend_with(size, Ukevent::default(), user_gfp())?;
+        let mut items = KVec::with_capacity(size, user_gfp())?;
+        for _ in 0..size {
+            items.push(None, user_gfp())?;
+        }
+        Ok(Self { events, items })
+    }
+
+    /// Takes up to `max` ready registrations; false if none was ready.
+    fn fill(&mut self, queue: &Queue, max: usize) -> bool {
+        let mut ready = queue.ready.lock();
+        let mut taken = 0;
+        while taken < self.events.len() && taken < max {
+            let Some((item, event)) = ready.take() else {
+                break;
+            };
+            self.events[taken] = event;
+            self.items[taken] = Some(item);
+            taken += 1;
+        }
+        taken > 0
+    }
+
+    /// Confirms the file events of the batch with `->poll`; drops those no longer ready.
+    fn confirm(&mut self, queue: &Queue) {
+        if !self.items.iter().flatten().any(|item| item.file_source().is_some()) {
+            return;
+        }
+        let regs = queue.registrations.lock();
+        for i in 0..self.items.len() {
+            let Some(item) = &self.items[i] else {
+                continue;
+            };
+            let Some(fs) = item.file_source() else {
+                continue;
+            };
+            let live = !item.state.access(&queue.ready.lock()).detached;
+            let report = if live {
+                file_source::confirm(&regs, fs, self.events[i].event)
+            } else {
+                None
+            };
+            match report {
+                Some((flags, data)) => {
+                    self.events[i].ret_flags = flags;
+                    self.events[i].ret_data = data;
+                }
+                None => {
+                    if let Some(item) = self.items[i].take() {
+                        queue.ready.lock().dismiss(item);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the batch out in one go and confirms the delivery, or puts everything back if
+    /// the copy faults.
+    fn deliver(
+        &mut self,
+        queue: &Queue,
+        writer: &mut UserSliceWriter,
+        relevel: &mut List<Registration>,
+        harvest: &mut Harvest,
+    ) {
+        // Compact: events of dropped registrations are not copied.
+        let mut n = 0;
+        for i in 0..self.items.len() {
+            if self.items[i].is_some() {
+                self.events.swap(n, i);
+                self.items.swap(n, i);
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        // If the copy faults, nothing of the batch counts as delivered.
+        let ok = writer
+            .write_slice(Ukevent::slice_as_bytes(&self.events[..n]))
+            .is_ok();
+        let mut ready = queue.ready.lock();
+        if ok {
+            for i in 0..n {
+                let Some(item) = self.items[i].take() else {
+                    continue;
+                };
+                if is_level_file(&item, &self.events[i]) {
+                    relevel.push_back(item);
+                } else {
+                    harvest.requeued |= ready.delivered(item);
+                }
+            }
+            harvest.copied += n;
+        } else {
+            // Put the rest back in order, newest first.
+            for i in (0..n).rev() {
+                if let Some(item) = self.items[i].take() {
+                    ready.undeliver(item, &self.events[i]);
+                }
+            }
+            harvest.fault = true;
+        }
+    }
+}
+
+/// Whether a delivered event is a level-triggered file event, re-checked at the next harvest.
+fn is_level_file(reg: &Registration, event: &Ukevent) -> bool {
+    reg.file_source().is_some()
+        && event.req_flags & (uapi::REQ_ONESHOT | uapi::REQ_ET | uapi::REQ_DISPATCH) == 0
 }
 
 /// `kevent_wait()`: moves up to `num` (0: any number of) ready events into the ring and sleeps

@@ -10,17 +10,24 @@
 //! Layout: `compat` wraps the C APIs (the only user of `kernel::bindings`); `syscalls` checks
 //! arguments and dispatches to `ctl` (registrations) and `harvest` (copy-out and ring);
 //! `queue` is the event queue, `registration` one watched `(type, id)`, `ready` the ready list
-//! and ring producer, `limits` the per-user registration limit.
+//! and ring producer, `limits` the per-user registration limit. Event sources: `file_source`
+//! (poll, pipes, sockets), `signal_source`, `posix_timer_source`, with `storage` for what they
+//! attach to kernel objects and `sources` dispatching the kernel's hooks to them.
 
 use kernel::prelude::*;
 
 mod compat;
 mod ctl;
+mod file_source;
 mod harvest;
 mod limits;
+mod posix_timer_source;
 mod queue;
 mod ready;
 mod registration;
+mod signal_source;
+mod sources;
+mod storage;
 mod syscalls;
 
 module! {
@@ -40,7 +47,17 @@ struct KeventModule {
 impl kernel::Module for KeventModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         limits::USERS.set(limits::Users::new()?);
-        let hooks = compat::hooks::Registration::new().inspect_err(|_| limits::USERS.clear())?;
+        match storage::StorageLock::new() {
+            Ok(lock) => storage::STORAGE.set(lock),
+            Err(e) => {
+                limits::USERS.clear();
+                return Err(e);
+            }
+        }
+        let hooks = compat::hooks::Registration::new().inspect_err(|_| {
+            storage::STORAGE.clear();
+            limits::USERS.clear();
+        })?;
         pr_info!("registered\n");
         Ok(Self { hooks: Some(hooks) })
     }
@@ -50,6 +67,7 @@ impl Drop for KeventModule {
     fn drop(&mut self) {
         // Unregister first, so that no system call can see the user table go away.
         drop(self.hooks.take());
+        storage::STORAGE.clear();
         limits::USERS.clear();
         pr_info!("unregistered\n");
     }

@@ -6,9 +6,16 @@
 //!
 //! Lock order: `Queue::registrations` (a mutex, process context only), then `Queue::ready` (an
 //! irqsave spinlock, taken from any context), then the wait queue's own lock (inside
-//! `wake_up`). Notifications take only `ready`. Nothing sleeps, allocates or calls a file's
-//! `->poll` under `ready`; timers are cancelled with no lock held, because their callback takes
-//! `ready`.
+//! `wake_up`). Notifications take only `ready` (after their source's own lock: a watched file's
+//! wait queue lock, a storage list lock, a process's siglock). Nothing sleeps, allocates or calls
+//! a file's `->poll` under `ready`; timers are cancelled with no lock held, because their
+//! callback takes `ready`. `->poll` of watched files is called with `registrations` held (at ADD
+//! and at harvest), which is what keeps the files alive (see `file_source`).
+//!
+//! Harvesters sleep on `wait`; pollers (`poll`, epoll, and other kevent queues watching this one
+//! with `KEVENT_POLL`) on `poll_wait`, a wait queue of another lock class: a queue woken from the
+//! `poll_wait` of a queue it watches then takes only its own `wait` lock (and its `poll_wait`
+//! lock only if something polls it in turn, which nests like epoll inside epoll).
 
 use crate::{
     compat::{
@@ -50,9 +57,12 @@ pub(crate) struct Queue {
     /// Ready list and ring producer.
     #[pin]
     pub(crate) ready: SpinLockIrq<Ready>,
-    /// Harvesters (exclusive) and pollers of the queue file wait here.
+    /// Harvesters (exclusive) wait here.
     #[pin]
     wait: WaitQueue,
+    /// Pollers of the queue file wait here.
+    #[pin]
+    poll_wait: WaitQueue,
     /// The user whose registration limit this queue charges.
     pub(crate) user: Arc<UserCount>,
     /// Entries of the ring, or 0 when the queue has no ring.
@@ -78,6 +88,7 @@ impl Queue {
                 ),
                 ready <- new_spinlock_irq!(Ready::new(ring), "Queue::ready"),
                 wait <- WaitQueue::new(c_str!("Queue::wait"), static_lock_class!()),
+                poll_wait <- WaitQueue::new(c_str!("Queue::poll_wait"), static_lock_class!()),
                 user,
                 ring_size,
             }),
@@ -90,7 +101,7 @@ impl Queue {
         self.ring_size != 0
     }
 
-    /// The wait queue of harvesters and pollers.
+    /// The wait queue of harvesters.
     pub(crate) fn wait_queue(&self) -> &WaitQueue {
         &self.wait
     }
@@ -100,6 +111,27 @@ impl Queue {
         if self.wait.has_sleepers() {
             self.wait.wake_up(nr_exclusive, EPOLLIN | EPOLLRDNORM);
         }
+        if self.poll_wait.has_sleepers() {
+            self.poll_wait.wake_up(0, EPOLLIN | EPOLLRDNORM);
+        }
+    }
+
+    /// Removes `reg`, whose source went away (its file was closed, its process exited, its
+    /// POSIX timer was deleted), from the queue.
+    pub(crate) fn forget(&self, reg: &Arc<Registration>) {
+        let mut regs = self.registrations.lock();
+        let same = !regs.dead
+            && regs
+                .tree
+                .get(&reg.key)
+                .is_some_and(|cur| Arc::ptr_eq(cur, reg));
+        if same {
+            regs.tree.remove(&reg.key);
+            self.user.uncharge(1);
+        }
+        // Still under the lock: a harvester confirming a file event sees it detached.
+        reg.disarm();
+        self.ready.lock().detach(reg);
     }
 
     /// Removes delivered `ONESHOT` registrations from the tree. Called with the tree locked.
@@ -123,7 +155,7 @@ impl Queue {
 
 impl QueueFile for Queue {
     fn poll(&self, file: &File, table: &PollTable) -> u32 {
-        table.register_wait(file, &self.wait);
+        table.register_wait(file, &self.poll_wait);
         let mut ready = self.ready.lock();
         let in_ring = ready.ring_status().map_or(0, |(unconsumed, _)| unconsumed);
         if ready.pending() > 0 || in_ring > 0 {

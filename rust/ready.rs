@@ -144,7 +144,7 @@ impl Ready {
     pub(crate) fn make_ready(
         &mut self,
         reg: ArcBorrow<'_, Registration>,
-        update: impl FnOnce(&mut State),
+        update: impl FnOnce(&mut State) -> bool,
     ) -> Option<i32> {
         if self.dead {
             return None;
@@ -154,7 +154,9 @@ impl Ready {
             if st.detached || !st.enabled {
                 return None;
             }
-            update(st);
+            if !update(st) {
+                return None;
+            }
             if st.in_flight {
                 // The harvester queues it again when it is done with it.
                 st.again = true;
@@ -234,6 +236,39 @@ impl Ready {
             self.reap.push_back(item);
         }
         requeue
+    }
+
+    /// Ends the delivery of `item` without delivering it: its file is not ready any more.
+    /// Returns true when it was queued again (it fired meanwhile).
+    pub(crate) fn dismiss(&mut self, item: InFlight) -> bool {
+        let again = {
+            let st = item.state.access_mut(self);
+            st.in_flight = false;
+            let again = st.again && !st.detached;
+            st.again = false;
+            st.queued = again;
+            again
+        };
+        if again {
+            self.push_back(item);
+        }
+        again
+    }
+
+    /// Ends the delivery of a level-triggered file event by queueing it again, to be confirmed
+    /// at the next harvest. Returns true when it was queued.
+    pub(crate) fn relevel(&mut self, item: InFlight) -> bool {
+        let live = {
+            let st = item.state.access_mut(self);
+            st.in_flight = false;
+            st.again = false;
+            st.queued = !st.detached && st.enabled;
+            st.queued
+        };
+        if live {
+            self.push_back(item);
+        }
+        live
     }
 
     /// Puts `item` back at the head of the list with the result of `event` restored (copying it

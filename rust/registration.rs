@@ -5,19 +5,25 @@
 use crate::{
     compat::{
         hrtimer::{impl_has_hr_timer, HrTimer, HrTimerCallback},
+        poll::{PollEntries, PollWaiter},
+        slot::Slot,
         uapi::Ukevent,
         user_gfp,
     },
+    file_source::FileSource,
     queue::Queue,
     ready::Ready,
+    storage,
 };
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     list::{
         impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, ListLinks,
         TryNewListArc,
     },
+    new_mutex,
     prelude::*,
-    sync::{Arc, ArcBorrow, LockedBy},
+    sync::{Arc, ArcBorrow, LockedBy, Mutex},
 };
 
 /// The lookup key of a registration: its type and id, as in `struct ukevent`.
@@ -39,6 +45,23 @@ pub(crate) enum Source {
         interval_ns: i64,
         /// Whether it re-arms itself after each expiry.
         periodic: bool,
+    },
+    /// A file: `KEVENT_POLL`, `KEVENT_PIPE` or `KEVENT_SOCKET`.
+    File(FileSource),
+    /// A signal sent to the process whose slot this is.
+    Signal {
+        /// The signal number.
+        signo: u32,
+        /// Consume the signal (`KEVENT_SIGNAL_NOMASK`).
+        nomask: bool,
+        /// The registering process's slot, valid while `attached`.
+        process: Slot,
+    },
+    /// A POSIX timer created with `SIGEV_KEVENT`, whose slot holds a reference to the
+    /// registration while `attached`.
+    PosixTimer {
+        /// The timer's slot.
+        timer: Slot,
     },
 }
 
@@ -78,8 +101,10 @@ pub(crate) struct State {
 ///
 /// # Invariants
 ///
-/// It lives in an `Arc`; its timer is cancelled before the registration is detached, so the
-/// timer callback never outlives it.
+/// It lives in an `Arc`; its timer is cancelled, its wait queue entries are removed and its
+/// storage is detached (`disarm`) before it is dropped, so no notification outlives it.
+/// `attached` is true while it is on its object's storage lists (changed under the storage
+/// lock).
 #[pin_data]
 pub(crate) struct Registration {
     /// The lookup key.
@@ -94,9 +119,24 @@ pub(crate) struct Registration {
     links: ListLinks<0>,
     #[pin]
     tracker: AtomicTracker<0>,
+    /// Place on the socket's or process's storage.
+    #[pin]
+    source_links: ListLinks<{ storage::ON_SOURCE }>,
+    #[pin]
+    source_tracker: AtomicTracker<{ storage::ON_SOURCE }>,
+    /// Place on the file's inode storage.
+    #[pin]
+    inode_links: ListLinks<{ storage::ON_INODE }>,
+    #[pin]
+    inode_tracker: AtomicTracker<{ storage::ON_INODE }>,
+    /// See the invariants.
+    pub(crate) attached: AtomicBool,
     /// The timer of `Source::Timer`.
     #[pin]
     timer: HrTimer,
+    /// Wait queue entries of `KEVENT_POLL` and `KEVENT_PIPE` on the file.
+    #[pin]
+    pub(crate) entries: Mutex<PollEntries<Registration>>,
 }
 
 impl_has_list_links! {
@@ -108,11 +148,47 @@ impl_list_arc_safe! {
 impl_list_item! {
     impl ListItem<0> for Registration { using ListLinks; }
 }
+impl_has_list_links! {
+    impl HasListLinks<1> for Registration { self.source_links }
+}
+impl_list_arc_safe! {
+    impl ListArcSafe<1> for Registration { tracked_by source_tracker: AtomicTracker<1>; }
+}
+impl_list_item! {
+    impl ListItem<1> for Registration { using ListLinks; }
+}
+impl_has_list_links! {
+    impl HasListLinks<2> for Registration { self.inode_links }
+}
+impl_list_arc_safe! {
+    impl ListArcSafe<2> for Registration { tracked_by inode_tracker: AtomicTracker<2>; }
+}
+impl_list_item! {
+    impl ListItem<2> for Registration { using ListLinks; }
+}
 impl_has_hr_timer!(Registration, timer);
 
 impl Registration {
     /// Creates a registration for `req` on `queue`; `source` was validated by the caller.
     pub(crate) fn new(queue: &Arc<Queue>, req: &Ukevent, source: Source) -> Result<Arc<Self>> {
+        Self::with_key(
+            queue,
+            Key {
+                type_: req.type_,
+                id: req.id,
+            },
+            req,
+            source,
+        )
+    }
+
+    /// Creates a registration with an explicit key (POSIX timers get theirs from the kernel).
+    pub(crate) fn with_key(
+        queue: &Arc<Queue>,
+        key: Key,
+        req: &Ukevent,
+        source: Source,
+    ) -> Result<Arc<Self>> {
         let state = State {
             event: req.event,
             req_flags: req.req_flags,
@@ -128,39 +204,64 @@ impl Registration {
         };
         Arc::pin_init(
             pin_init!(Self {
-                key: Key {
-                    type_: req.type_,
-                    id: req.id,
-                },
+                key,
                 source,
                 queue: queue.clone(),
                 state: LockedBy::new(&queue.ready, state),
                 links <- ListLinks::new(),
                 tracker <- AtomicTracker::new(),
+                source_links <- ListLinks::new(),
+                source_tracker <- AtomicTracker::new(),
+                inode_links <- ListLinks::new(),
+                inode_tracker <- AtomicTracker::new(),
+                attached: AtomicBool::new(false),
                 timer <- HrTimer::new::<Registration>(),
+                entries <- new_mutex!(PollEntries::new(), "Registration::entries"),
             }),
             user_gfp(),
         )
     }
 
-    /// Starts watching the source.
-    pub(crate) fn arm(&self) {
+    /// Starts a timer source. Other sources are armed by their modules.
+    pub(crate) fn arm_timer(&self) {
         if let Source::Timer { interval_ns, .. } = self.source {
             self.timer.start(interval_ns);
         }
     }
 
-    /// Stops watching the source; on return no notification is running or will run. Must be
-    /// called without the queue's ready lock.
+    /// Stops watching the source; on return no notification is running or will run for it.
+    /// Idempotent. Must be called in process context without the queue's ready lock.
     pub(crate) fn disarm(&self) {
-        if let Source::Timer { .. } = self.source {
-            self.timer.cancel();
+        match &self.source {
+            Source::Timer { .. } => {
+                self.timer.cancel();
+            }
+            Source::File(_) => {
+                self.entries.lock().clear();
+                storage::detach(self);
+            }
+            Source::Signal { .. } | Source::PosixTimer { .. } => storage::detach(self),
+            Source::User => {}
+        }
+    }
+
+    /// The interest mask (`ukevent.event`) now.
+    pub(crate) fn state_event(&self) -> u32 {
+        self.state.access(&self.queue.ready.lock()).event
+    }
+
+    /// The file source, if it watches a file.
+    pub(crate) fn file_source(&self) -> Option<&FileSource> {
+        match &self.source {
+            Source::File(f) => Some(f),
+            _ => None,
         }
     }
 
     /// Makes the registration ready, applying `update` to its state first, and wakes waiters.
-    /// Callable from any context, including hard IRQ.
-    pub(crate) fn fire(this: ArcBorrow<'_, Self>, update: impl FnOnce(&mut State)) {
+    /// `update` returns false when the notification turns out not to concern it. Callable
+    /// from any context, including hard IRQ.
+    pub(crate) fn fire(this: ArcBorrow<'_, Self>, update: impl FnOnce(&mut State) -> bool) {
         let queue = &this.queue;
         let wake = queue.ready.lock().make_ready(this, update);
         if let Some(nr_exclusive) = wake {
@@ -200,7 +301,14 @@ impl HrTimerCallback for Registration {
         let expirations = u32::try_from(periods).unwrap_or(u32::MAX);
         Registration::fire(this, |st| {
             st.ret_data[0] = st.ret_data[0].saturating_add(expirations);
+            true
         });
         periodic
+    }
+}
+
+impl PollWaiter for Registration {
+    fn woken(this: ArcBorrow<'_, Self>, key: u32) {
+        crate::file_source::woken(this, key);
     }
 }

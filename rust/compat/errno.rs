@@ -19,3 +19,8 @@ pub(crate) fn eopnotsupp() -> Error {
 pub(crate) fn eoverflow() -> Error {
     from_const(bindings::EOVERFLOW)
 }
+
+/// Not a socket.
+pub(crate) fn enotsock() -> Error {
+    from_const(bindings::ENOTSOCK)
+}

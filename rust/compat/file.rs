@@ -5,7 +5,7 @@
 //! C headers: [`include/linux/file.h`](srctree/include/linux/file.h) and
 //! [`include/linux/anon_inodes.h`](srctree/include/linux/anon_inodes.h).
 
-use super::{poll::PollTable, shared_pages::Vma, uapi, AssertSync};
+use super::{poll::PollTable, shared_pages::Vma, slot::Slot, uapi, AssertSync};
 use crate::queue::Queue;
 use core::{mem::MaybeUninit, ptr::NonNull};
 use kernel::{
@@ -20,8 +20,9 @@ use kernel::{
 ///
 /// # Invariants
 ///
-/// The wrapped `struct file` is valid (its reference count is above zero) for as long as the
-/// `&File` exists.
+/// The wrapped `struct file` is alive for as long as the `&File` exists: its reference count is
+/// above zero, or `__fput()` has not yet returned from the kevent `file_release` hook (which is
+/// how `->poll` stays callable on watched files without a reference, as in epoll).
 #[repr(transparent)]
 pub(crate) struct File(Opaque<bindings::file>);
 
@@ -31,7 +32,7 @@ impl File {
     /// # Safety
     ///
     /// `ptr` must point to a file that stays valid for the lifetime `'a`.
-    unsafe fn from_raw<'a>(ptr: *const bindings::file) -> &'a File {
+    pub(crate) unsafe fn from_raw<'a>(ptr: *const bindings::file) -> &'a File {
         // SAFETY: `File` is a transparent wrapper of `struct file`, and the caller guarantees
         // validity for `'a`.
         unsafe { &*ptr.cast() }
@@ -50,8 +51,31 @@ impl File {
         flags & uapi::O_NONBLOCK != 0
     }
 
+    /// Whether the file implements `->poll`.
+    pub(crate) fn can_poll(&self) -> bool {
+        // SAFETY: The file is alive (type invariant); `f_op` never changes after opening.
+        unsafe { (*(*self.as_ptr()).f_op).poll.is_some() }
+    }
+
+    /// Whether the file is a pipe or FIFO.
+    pub(crate) fn is_fifo(&self) -> bool {
+        const S_IFMT: u32 = 0o170000;
+        const S_IFIFO: u32 = 0o010000;
+        // SAFETY: The file is alive (type invariant) and pins its inode; the mode's type bits
+        // never change.
+        let mode = unsafe { (*bindings::file_inode(self.as_ptr())).i_mode };
+        u32::from(mode) & S_IFMT == S_IFIFO
+    }
+
+    /// The kevent slot of the file's inode, valid while the file is alive.
+    pub(crate) fn inode_slot(&self) -> Slot {
+        // SAFETY: The file is alive (type invariant) and pins its inode, whose slot lives as
+        // long as the inode.
+        unsafe { Slot::from_raw(bindings::kevent_inode_slot(bindings::file_inode(self.as_ptr()))) }
+    }
+
     /// Returns the queue behind this file if it is a kevent queue file.
-    fn queue(&self) -> Option<Arc<Queue>> {
+    pub(crate) fn queue(&self) -> Option<Arc<Queue>> {
         // SAFETY: The file is valid (type invariant); `f_op` is set before the file is published
         // and never changes afterwards.
         let f_op = unsafe { (*self.as_ptr()).f_op };
@@ -102,6 +126,48 @@ impl Drop for FileRef {
     fn drop(&mut self) {
         // SAFETY: We own one reference (type invariant) and give it back.
         unsafe { bindings::fput(self.ptr.as_ptr()) };
+    }
+}
+
+/// A file watched by a registration, without a reference (like an epoll item's).
+///
+/// # Invariants
+///
+/// `ptr` pointed to a live file when the `WatchedFile` was made; it is only dereferenced by
+/// [`WatchedFile::get`], whose caller guarantees that the file is still alive.
+pub(crate) struct WatchedFile {
+    ptr: NonNull<bindings::file>,
+}
+
+// SAFETY: The pointer is only dereferenced under the conditions of `get`, from any thread.
+unsafe impl Send for WatchedFile {}
+// SAFETY: As above.
+unsafe impl Sync for WatchedFile {}
+
+impl WatchedFile {
+    /// Remembers `file`.
+    pub(crate) fn new(file: &File) -> Self {
+        // INVARIANT: `file` is alive now.
+        Self {
+            // SAFETY: A reference is never null.
+            ptr: unsafe { NonNull::new_unchecked(file.as_ptr()) },
+        }
+    }
+
+    /// Borrows the file.
+    ///
+    /// # Safety
+    ///
+    /// The file must still be alive: the `file_release` hook has not yet finished for it, and
+    /// cannot finish while the returned reference is used.
+    pub(crate) unsafe fn get(&self) -> &File {
+        // SAFETY: Guaranteed by the caller.
+        unsafe { File::from_raw(self.ptr.as_ptr()) }
+    }
+
+    /// Whether this is `file`.
+    pub(crate) fn is(&self, file: &File) -> bool {
+        core::ptr::eq(self.ptr.as_ptr(), file.as_ptr())
     }
 }
 

@@ -9,10 +9,12 @@
 //! arguments into safe ones at the edge. The kernel takes a module reference around every system
 //! call; event-source hooks are added by the event sources themselves.
 
-use super::{uapi::WaitArg, AssertSync};
+use super::{
+    file::File, posix_timer::PosixTimer, signal::Task, sock::Sock, uapi::WaitArg, AssertSync,
+};
 use core::mem::MaybeUninit;
 use kernel::ffi::c_long;
-use kernel::{bindings, error::to_result, prelude::*, uaccess::UserPtr};
+use kernel::{bindings, error::to_result, prelude::*, sync::ArcBorrow, uaccess::UserPtr};
 
 /// The kevent system calls, implemented by the module.
 ///
@@ -143,10 +145,98 @@ unsafe extern "C" fn aio_read<T: Syscalls>(
     ret(T::aio_read(kfd, fd, buf as UserPtr, len, offset as UserPtr))
 }
 
-/// `task_exit` hook: nothing to tear down until signal sources exist.
-unsafe extern "C" fn task_exit(_tsk: *mut bindings::task_struct, _group_dead: bool) {}
+/// The event-source hooks, implemented by the module.
+///
+/// # Safety
+///
+/// Implementations store in a socket's or process's kevent slot only pointers to a live
+/// `SockStorage` or `SignalStorage` respectively, in a POSIX timer's slot only references from
+/// `Arc::<TimerStorage>::into_raw`, and free such an object (or drop such a reference) no
+/// earlier than an RCU grace period after clearing the slot (atomic hooks read the slots
+/// under `rcu_read_lock()`).
+pub(crate) unsafe trait Hooks {
+    /// What a socket slot points to.
+    type SockStorage: Sync;
+    /// What a process's slot points to.
+    type SignalStorage: Sync;
+    /// What a POSIX timer's slot points to.
+    type TimerStorage: Sync;
+
+    /// A socket's readiness changed (`KEVENT_SK_*` in `what`). Any context; must not sleep.
+    fn sock_event(sk: &Sock, st: &Self::SockStorage, what: u32);
+    /// Signal `sig` is being sent to the process; returns true to consume it. IRQs off, the
+    /// target's siglock held.
+    fn signal(st: &Self::SignalStorage, sig: u32, code: i32, sender: i32) -> bool;
+    /// A `SIGEV_KEVENT` POSIX timer expired. Hard-IRQ context possible.
+    fn posix_timer_fire(st: ArcBorrow<'_, Self::TimerStorage>);
+    /// The last reference to a file whose inode carries kevent storage is going away.
+    fn file_release(file: &File);
+    /// A task is exiting; `group_dead` when it is the last of its process.
+    fn task_exit(task: &Task, group_dead: bool);
+    /// `timer_create()` with `SIGEV_KEVENT` on queue `kfd`.
+    fn posix_timer_create(timer: &PosixTimer, kfd: i32) -> Result;
+    /// A POSIX timer that carries kevent storage is being freed.
+    fn posix_timer_free(timer: &PosixTimer);
+}
+
+unsafe extern "C" fn sock_event<T: Hooks>(
+    sk: *mut bindings::sock,
+    st: *mut bindings::kevent_storage,
+    what: u32,
+) {
+    // SAFETY: The hook layer passes a live socket, and its slot's non-null value read under
+    // RCU, which is a `SockStorage` not freed before the hook returns (trait safety rules).
+    let (sk, st) = unsafe { (Sock::from_raw(sk), &*st.cast::<T::SockStorage>()) };
+    T::sock_event(sk, st, what);
+}
+
+unsafe extern "C" fn signal<T: Hooks>(
+    _t: *mut bindings::task_struct,
+    st: *mut bindings::kevent_storage,
+    sig: i32,
+    code: i32,
+    sender: bindings::pid_t,
+) -> bool {
+    // SAFETY: As in `sock_event`, for the target process's slot.
+    let st = unsafe { &*st.cast::<T::SignalStorage>() };
+    T::signal(st, sig as u32, code, sender)
+}
+
+unsafe extern "C" fn posix_timer_fire<T: Hooks>(
+    _timr: *mut bindings::k_itimer,
+    st: *mut bindings::kevent_storage,
+) {
+    // SAFETY: As in `sock_event`, for the timer's slot, which holds a reference from
+    // `Arc::into_raw` that stays valid during the hook (trait safety rules).
+    let st = unsafe { ArcBorrow::from_raw(st.cast::<T::TimerStorage>()) };
+    T::posix_timer_fire(st);
+}
+
+unsafe extern "C" fn file_release<T: Hooks>(file: *mut bindings::file) {
+    // SAFETY: `__fput()` calls the hook on a file that stays alive until it returns.
+    T::file_release(unsafe { File::from_raw(file) });
+}
+
+unsafe extern "C" fn task_exit<T: Hooks>(tsk: *mut bindings::task_struct, group_dead: bool) {
+    // SAFETY: `do_exit()` passes the exiting task, alive during the call.
+    T::task_exit(unsafe { Task::from_raw(tsk) }, group_dead);
+}
+
+unsafe extern "C" fn posix_timer_create<T: Hooks>(timr: *mut bindings::k_itimer, kfd: i32) -> i32 {
+    // SAFETY: `timer_create()` passes its new timer, alive during the call.
+    match T::posix_timer_create(unsafe { PosixTimer::from_raw(timr) }, kfd) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+unsafe extern "C" fn posix_timer_free<T: Hooks>(timr: *mut bindings::k_itimer) {
+    // SAFETY: The timer is alive until its RCU-deferred free, queued after the hook returns.
+    T::posix_timer_free(unsafe { PosixTimer::from_raw(timr) });
+}
 
 type Impl = crate::syscalls::Kevent;
+type Sources = crate::sources::Sources;
 
 /// The table registered with the hook layer.
 ///
@@ -163,8 +253,14 @@ static OPS: AssertSync<bindings::kevent_ops> = AssertSync(bindings::kevent_ops {
     aio_recv: Some(aio_recv::<Impl>),
     aio_sendfile: Some(aio_sendfile::<Impl>),
     aio_read: Some(aio_read::<Impl>),
-    task_exit: Some(task_exit),
-    // SAFETY: All-zero is a valid `kevent_ops`: the remaining hooks are absent.
+    sock_event: Some(sock_event::<Sources>),
+    signal: Some(signal::<Sources>),
+    posix_timer_fire: Some(posix_timer_fire::<Sources>),
+    file_release: Some(file_release::<Sources>),
+    task_exit: Some(task_exit::<Sources>),
+    posix_timer_create: Some(posix_timer_create::<Sources>),
+    posix_timer_free: Some(posix_timer_free::<Sources>),
+    // SAFETY: All-zero is a valid `kevent_ops`: the remaining hooks (network AIO) are absent.
     ..unsafe { MaybeUninit::zeroed().assume_init() }
 });
 

@@ -14,7 +14,12 @@ pub(crate) mod hrtimer;
 pub(crate) mod lock;
 pub(crate) mod param;
 pub(crate) mod poll;
+pub(crate) mod posix_timer;
+pub(crate) mod rcu;
 pub(crate) mod shared_pages;
+pub(crate) mod signal;
+pub(crate) mod slot;
+pub(crate) mod sock;
 pub(crate) mod task;
 pub(crate) mod uapi;
 

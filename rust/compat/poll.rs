@@ -5,14 +5,35 @@
 //! C header: [`include/linux/wait.h`](srctree/include/linux/wait.h) and
 //! [`include/linux/poll.h`](srctree/include/linux/poll.h).
 
-use super::file::File;
+use super::{file::File, rcu, user_gfp};
+use core::{
+    marker::PhantomPinned,
+    sync::atomic::{AtomicPtr, Ordering},
+};
+use kernel::{
+    bindings,
+    init::PinInit,
+    prelude::*,
+    sync::{Arc, ArcBorrow, LockClassKey},
+    types::Opaque,
+};
 
 /// Poll mask bits.
 pub(crate) const EPOLLIN: u32 = bindings::EPOLLIN;
 /// Poll mask bits.
 pub(crate) const EPOLLRDNORM: u32 = bindings::EPOLLRDNORM;
-use core::marker::PhantomPinned;
-use kernel::{bindings, init::PinInit, prelude::*, sync::LockClassKey, types::Opaque};
+/// Poll mask bits.
+pub(crate) const EPOLLOUT: u32 = bindings::EPOLLOUT;
+/// Poll mask bits.
+pub(crate) const EPOLLWRNORM: u32 = bindings::EPOLLWRNORM;
+/// Poll mask bits.
+pub(crate) const EPOLLERR: u32 = bindings::EPOLLERR;
+/// Poll mask bits.
+pub(crate) const EPOLLHUP: u32 = bindings::EPOLLHUP;
+/// Poll mask bits.
+pub(crate) const EPOLLRDHUP: u32 = bindings::EPOLLRDHUP;
+/// Wake-up key of a wait queue that is about to be freed.
+const POLLFREE: u32 = bindings::POLLFREE;
 
 /// A wait queue head that sleepers and pollers (`poll`, `select`, `epoll`) can wait on.
 ///
@@ -172,4 +193,194 @@ impl PollTable {
         // file, which owns the queue, is released.
         unsafe { bindings::poll_wait(file.as_ptr(), wq.as_ptr(), self.ptr) };
     }
+}
+
+/// Something woken through [`PollEntries`] when a watched file's wait queue is woken.
+pub(crate) trait PollWaiter: Send + Sync + Sized {
+    /// Called with the wait queue's lock held, in any context: must not sleep. `key` is the
+    /// poll mask passed to the wake-up, 0 when the waker did not say.
+    fn woken(this: ArcBorrow<'_, Self>, key: u32);
+}
+
+/// One entry on a watched file's wait queue.
+///
+/// # Invariants
+///
+/// - `wait` is initialised with [`wake_entry`] as its function.
+/// - `head` is the wait queue the entry is on, or null once the queue announced that it goes
+///   away (`POLLFREE`) and the entry was taken off it.
+/// - `owner` comes from `Arc::into_raw` and that reference belongs to the entry.
+#[repr(C)]
+struct WaitEntry<T> {
+    wait: Opaque<bindings::wait_queue_entry>,
+    head: AtomicPtr<bindings::wait_queue_head>,
+    owner: *const T,
+}
+
+/// The wait queue entries that one watcher has on one file, like an epoll item's.
+///
+/// Entries are boxed, so they never move while on a wait queue.
+pub(crate) struct PollEntries<T: PollWaiter> {
+    entries: KVec<KBox<WaitEntry<T>>>,
+}
+
+// SAFETY: The entries are only touched by their owner and, under the wait queues' locks, by
+// wake-ups, which only read them.
+unsafe impl<T: PollWaiter> Send for PollEntries<T> {}
+// SAFETY: As above.
+unsafe impl<T: PollWaiter> Sync for PollEntries<T> {}
+
+/// A poll table that installs [`WaitEntry`]s.
+#[repr(C)]
+struct WatchTable<'a, T: PollWaiter> {
+    table: bindings::poll_table_struct,
+    owner: &'a Arc<T>,
+    entries: &'a mut KVec<KBox<WaitEntry<T>>>,
+    failed: bool,
+}
+
+impl<T: PollWaiter> PollEntries<T> {
+    /// No entries.
+    pub(crate) fn new() -> Self {
+        Self {
+            entries: KVec::new(),
+        }
+    }
+
+    /// Calls `file`'s `->poll` with a table that puts an entry waking `owner` on every wait
+    /// queue the file uses, and returns the file's current poll mask. `key` is the mask of
+    /// interesting events, which a file may use to skip wake-ups. Fails with `ENOMEM` if an
+    /// entry could not be allocated (the entries added so far stay, for [`Self::clear`]).
+    pub(crate) fn watch(&mut self, file: &File, owner: &Arc<T>, key: u32) -> Result<u32> {
+        let mut table = WatchTable {
+            // SAFETY: An all-zero poll table is valid (no function, no key).
+            table: unsafe { core::mem::zeroed() },
+            owner,
+            entries: &mut self.entries,
+            failed: false,
+        };
+        // SAFETY: `table.table` is a valid poll table to initialise.
+        unsafe { bindings::init_poll_funcptr(&mut table.table, Some(queue_entry::<T>)) };
+        table.table._key = key;
+        // SAFETY: `file` is alive (type invariant of `File`) and the table is valid during the
+        // call; `queue_entry` finds the rest of `table` around `table.table` (repr(C), first
+        // field).
+        let mask = unsafe { bindings::vfs_poll(file.as_ptr(), &mut table.table) };
+        if table.failed {
+            return Err(ENOMEM);
+        }
+        Ok(mask)
+    }
+
+    /// Takes every entry off its wait queue. On return no wake-up runs for them any more.
+    pub(crate) fn clear(&mut self) {
+        let entries = core::mem::replace(&mut self.entries, KVec::new());
+        for entry in entries {
+            {
+                // The queue of a `POLLFREE` waker is freed after a grace period: hold it
+                // across the removal.
+                let _rcu = rcu::ReadGuard::new();
+                let head = entry.head.load(Ordering::Acquire);
+                if !head.is_null() {
+                    // SAFETY: `head` is the live queue the entry is on (type invariant of
+                    // `WaitEntry`); removing takes its lock, so a running wake-up is finished
+                    // afterwards.
+                    unsafe { bindings::remove_wait_queue(head, entry.wait.get()) };
+                }
+            }
+            // SAFETY: The entry owns this reference (type invariant) and is off every queue.
+            drop(unsafe { Arc::from_raw(entry.owner) });
+        }
+    }
+}
+
+impl<T: PollWaiter> Drop for PollEntries<T> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// The `_qproc` of a [`WatchTable`]: adds one entry on `head`.
+unsafe extern "C" fn queue_entry<T: PollWaiter>(
+    _file: *mut bindings::file,
+    head: *mut bindings::wait_queue_head,
+    pt: *mut bindings::poll_table_struct,
+) {
+    // SAFETY: `pt` is the first field of the `WatchTable` passed to `vfs_poll` in `watch`,
+    // which is alive and not otherwise accessed during the call.
+    let table = unsafe { &mut *pt.cast::<WatchTable<'_, T>>() };
+    if table.failed || table.entries.reserve(1, user_gfp()).is_err() {
+        table.failed = true;
+        return;
+    }
+    let entry = WaitEntry {
+        wait: Opaque::uninit(),
+        head: AtomicPtr::new(head),
+        owner: Arc::into_raw(table.owner.clone()),
+    };
+    let entry = match KBox::new(entry, user_gfp()) {
+        Ok(entry) => entry,
+        Err(_) => {
+            table.failed = true;
+            return;
+        }
+    };
+    let wait = entry.wait.get();
+    // SAFETY: `wait` is the entry's own, not yet queued.
+    unsafe { bindings::init_waitqueue_func_entry(wait, Some(wake_entry::<T>)) };
+    // Cannot fail: capacity was reserved above. On failure the entry (and its reference) is
+    // dropped, having never been queued.
+    if table.entries.push(entry, user_gfp()).is_err() {
+        table.failed = true;
+        return;
+    }
+    // SAFETY: `head` is the file's live wait queue (the file is being polled); `wait` is boxed
+    // and stays there until `clear` removes it.
+    unsafe { bindings::add_wait_queue(head, wait) };
+}
+
+/// The wake function of a [`WaitEntry`].
+unsafe extern "C" fn wake_entry<T: PollWaiter>(
+    wait: *mut bindings::wait_queue_entry,
+    _mode: core::ffi::c_uint,
+    _flags: core::ffi::c_int,
+    key: *mut core::ffi::c_void,
+) -> core::ffi::c_int {
+    // SAFETY: `wait` is the first field of a repr(C) `WaitEntry<T>` queued by `queue_entry`;
+    // it stays valid while queued, and we run under the queue's lock.
+    let entry = unsafe { &*wait.cast::<WaitEntry<T>>() };
+    let key = key as usize as u32;
+    // SAFETY: The entry owns a reference to `owner` (type invariant).
+    let owner = unsafe { ArcBorrow::from_raw(entry.owner) };
+    T::woken(owner, key & !POLLFREE);
+    if key & POLLFREE != 0 {
+        // The queue goes away: leave it now (its lock is held), then let `clear` know. After
+        // the release store the entry may be freed, so nothing touches it any more.
+        // SAFETY: `wait` is on the queue whose lock we hold.
+        unsafe { list_del_init(&mut (*wait).entry) };
+        entry.head.store(core::ptr::null_mut(), Ordering::Release);
+    }
+    0
+}
+
+/// `list_del_init()`.
+///
+/// # Safety
+///
+/// `entry` must be on a list whose lock the caller holds.
+unsafe fn list_del_init(entry: *mut bindings::list_head) {
+    // SAFETY: `entry` and its neighbours are valid list nodes, protected by the caller's lock.
+    unsafe {
+        let (prev, next) = ((*entry).prev, (*entry).next);
+        (*next).prev = prev;
+        core::ptr::write_volatile(&mut (*prev).next, next);
+        (*entry).next = entry;
+        (*entry).prev = entry;
+    }
+}
+
+/// Calls `file`'s `->poll` without waiting on anything and returns its poll mask.
+pub(crate) fn poll_now(file: &File) -> u32 {
+    // SAFETY: `file` is alive (type invariant of `File`); a null table only asks for the mask.
+    unsafe { bindings::vfs_poll(file.as_ptr(), core::ptr::null_mut()) }
 }

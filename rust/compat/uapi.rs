@@ -15,16 +15,40 @@ use kernel::{
 pub(crate) const TYPE_TIMER: u32 = bindings::KEVENT_TIMER;
 /// User-triggered events.
 pub(crate) const TYPE_UNOTIFY: u32 = bindings::KEVENT_UNOTIFY;
+/// Sockets.
+pub(crate) const TYPE_SOCKET: u32 = bindings::KEVENT_SOCKET;
+/// Any pollable file.
+pub(crate) const TYPE_POLL: u32 = bindings::KEVENT_POLL;
+/// Pipes and FIFOs.
+pub(crate) const TYPE_PIPE: u32 = bindings::KEVENT_PIPE;
+/// Signals.
+pub(crate) const TYPE_SIGNAL: u32 = bindings::KEVENT_SIGNAL;
+/// POSIX timers created with `SIGEV_KEVENT`.
+pub(crate) const TYPE_POSIX_TIMER: u32 = bindings::KEVENT_POSIX_TIMER;
 /// Number of event types.
 pub(crate) const TYPE_MAX: u32 = bindings::KEVENT_MAX;
 
 /// Event masks.
 pub(crate) const TIMER_FIRED: u32 = bindings::KEVENT_TIMER_FIRED;
+/// Socket and pipe event masks.
+pub(crate) const SOCKET_RECV: u32 = bindings::KEVENT_SOCKET_RECV;
+/// See [`SOCKET_RECV`].
+pub(crate) const SOCKET_ACCEPT: u32 = bindings::KEVENT_SOCKET_ACCEPT;
+/// See [`SOCKET_RECV`].
+pub(crate) const SOCKET_SEND: u32 = bindings::KEVENT_SOCKET_SEND;
+/// Signal event mask.
+pub(crate) const SIGNAL_DELIVERY: u32 = bindings::KEVENT_SIGNAL_DELIVERY;
+/// POSIX timer event mask.
+pub(crate) const POSIX_TIMER_FIRED: u32 = bindings::KEVENT_POSIX_TIMER_FIRED;
+/// Bit of a signal registration's id: consume the signal.
+pub(crate) const SIGNAL_NOMASK: u64 = bindings::KEVENT_SIGNAL_NOMASK as u64;
 
 /// Request flags.
 pub(crate) const REQ_ONESHOT: u32 = bindings::KEVENT_REQ_ONESHOT;
 /// Wake every waiter.
 pub(crate) const REQ_WAKEUP_ALL: u32 = bindings::KEVENT_REQ_WAKEUP_ALL;
+/// Request flags.
+pub(crate) const REQ_ET: u32 = bindings::KEVENT_REQ_ET;
 /// Keep and queue a registration that is ready at ADD.
 pub(crate) const REQ_ALWAYS_QUEUE: u32 = bindings::KEVENT_REQ_ALWAYS_QUEUE;
 /// Ready at ADD.

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Signals as event sources (`KEVENT_SIGNAL`).
+//!
+//! A registration watches one signal number sent to the process that made it. The process's
+//! kevent slot holds the list of its watchers; the signal hook walks it for every signal sent to
+//! the process, before the kernel decides whether the signal is ignored, with the process's
+//! siglock held and interrupts off. `ret_data[0]` counts the deliveries coalesced into one
+//! event and `ret_data[1]` is the last sender's pid. With `KEVENT_SIGNAL_NOMASK` in the id the
+//! signal is consumed: it neither runs a handler nor stays pending (faults raised by the CPU are
+//! always delivered).
+
+use crate::{
+    compat::{
+        signal::{self, Task},
+        uapi::{self, Ukevent},
+    },
+    registration::{Registration, Source},
+    storage::{self, Watchers, ON_SOURCE},
+};
+use core::sync::atomic::Ordering;
+use kernel::{error::code::*, prelude::*, sync::Arc};
+
+/// Checks an ADD of `KEVENT_SIGNAL` and returns its source.
+pub(crate) fn source_of(req: &Ukevent) -> Result<Source> {
+    let nomask = req.id & uapi::SIGNAL_NOMASK != 0;
+    let signo = u32::try_from(req.id & !uapi::SIGNAL_NOMASK).map_err(|_| EINVAL)?;
+    if !signal::watchable(signo) || req.event != uapi::SIGNAL_DELIVERY {
+        return Err(EINVAL);
+    }
+    Ok(Source::Signal {
+        signo,
+        nomask,
+        process: signal::current_signal_slot(),
+    })
+}
+
+/// Attaches a signal registration to the current process.
+pub(crate) fn arm(reg: &Arc<Registration>) -> Result {
+    let Source::Signal { process, .. } = &reg.source else {
+        return Err(EINVAL);
+    };
+    storage::with_lock(|locked| {
+        Watchers::<ON_SOURCE>::attach(locked, process, reg)?;
+        reg.attached.store(true, Ordering::Relaxed);
+        Ok(())
+    })?
+}
+
+/// The signal hook. Returns true to consume the signal.
+pub(crate) fn signal(watchers: &Watchers<ON_SOURCE>, sig: u32, code: i32, sender: i32) -> bool {
+    let mut consume = false;
+    watchers.for_each(|reg| {
+        let Source::Signal { signo, nomask, .. } = reg.source else {
+            return;
+        };
+        if signo != sig {
+            return;
+        }
+        consume |= nomask;
+        Registration::fire(reg, |st| {
+            st.ret_data[0] = st.ret_data[0].saturating_add(1);
+            st.ret_data[1] = sender as u32;
+            true
+        });
+    });
+    consume && !signal::must_deliver(sig, code)
+}
+
+/// The last thread of a process exits: its signal registrations go away.
+pub(crate) fn task_exit(task: &Task, group_dead: bool) {
+    if !group_dead {
+        return;
+    }
+    let slot = task.signal_slot();
+    if slot.load::<Watchers<ON_SOURCE>>().is_null() {
+        return;
+    }
+    let taken = storage::with_lock(|locked| {
+        let taken = Watchers::<ON_SOURCE>::take_if(locked, &slot, |_| true);
+        for reg in taken.iter() {
+            reg.attached.store(false, Ordering::Relaxed);
+        }
+        taken
+    });
+    let Ok(mut taken) = taken else {
+        return;
+    };
+    while let Some(item) = taken.pop_front() {
+        let reg = item.into_arc();
+        reg.queue.forget(&reg);
+    }
+}

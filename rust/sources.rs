@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The event-source hooks of the kernel, dispatched to the source modules.
+
+use crate::{
+    compat::{
+        file::File, hooks::Hooks, posix_timer::PosixTimer, signal::Task, sock::Sock,
+    },
+    file_source, posix_timer_source,
+    registration::Registration,
+    signal_source,
+    storage::{Watchers, ON_SOURCE},
+};
+use kernel::{prelude::*, sync::ArcBorrow};
+
+/// Implements [`Hooks`].
+pub(crate) struct Sources;
+
+// SAFETY: Socket and process slots only hold `Watchers<ON_SOURCE>` (see `storage`), freed with
+// `rcu::free_after_grace_period`; timer slots only hold references from `Slot::store_arc` to
+// registrations, dropped after `rcu::synchronize` (`storage::detach`) or once the timer no
+// longer runs (`posix_timer_source::free`).
+unsafe impl Hooks for Sources {
+    type SockStorage = Watchers<ON_SOURCE>;
+    type SignalStorage = Watchers<ON_SOURCE>;
+    type TimerStorage = Registration;
+
+    fn sock_event(sk: &Sock, st: &Self::SockStorage, what: u32) {
+        file_source::sock_event(sk, st, what);
+    }
+
+    fn signal(st: &Self::SignalStorage, sig: u32, code: i32, sender: i32) -> bool {
+        signal_source::signal(st, sig, code, sender)
+    }
+
+    fn posix_timer_fire(st: ArcBorrow<'_, Registration>) {
+        posix_timer_source::fire(st);
+    }
+
+    fn file_release(file: &File) {
+        file_source::file_release(file);
+    }
+
+    fn task_exit(task: &Task, group_dead: bool) {
+        signal_source::task_exit(task, group_dead);
+    }
+
+    fn posix_timer_create(timer: &PosixTimer, kfd: i32) -> Result {
+        posix_timer_source::create(timer, kfd)
+    }
+
+    fn posix_timer_free(timer: &PosixTimer) {
+        posix_timer_source::free(timer);
+    }
+}

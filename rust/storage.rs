@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Storage attached to kernel objects: the registrations that watch an inode, a socket or a
+//! process.
+//!
+//! A watched object's kevent slot points to a [`Watchers`] list, created by the first
+//! registration and freed (after an RCU grace period, since atomic hooks read the slot under
+//! RCU) when the last one leaves. Attaching and detaching are serialised by one module-wide
+//! mutex, [`StorageLock`]; notifications only take the list's irqsave spinlock.
+//!
+//! Lock order: `Queue::registrations`, then [`StorageLock`], then `Watchers::list`, then
+//! `Queue::ready` (hooks enter at `Watchers::list`).
+
+use crate::{
+    compat::{
+        global::ModuleGlobal,
+        lock::{new_spinlock_irq, SpinLockIrq},
+        rcu::{self, HasRcuHead, RcuHead},
+        slot::Slot,
+        user_gfp,
+    },
+    registration::{Registration, Source},
+};
+use core::sync::atomic::Ordering;
+use kernel::{
+    error::code::*,
+    list::{List, ListArc, ListArcSafe, ListItem, TryNewListArc},
+    new_mutex,
+    prelude::*,
+    sync::{Arc, ArcBorrow, Mutex},
+};
+
+/// List id of a registration's place on its source (socket or process).
+pub(crate) const ON_SOURCE: u64 = 1;
+/// List id of a registration's place on its file's inode.
+pub(crate) const ON_INODE: u64 = 2;
+
+/// The module-wide lock of storage attachment.
+#[pin_data]
+pub(crate) struct StorageLock {
+    #[pin]
+    lock: Mutex<()>,
+}
+
+/// The module's storage lock, published while the module is loaded.
+pub(crate) static STORAGE: ModuleGlobal<StorageLock> = ModuleGlobal::new();
+
+impl StorageLock {
+    /// Creates the lock.
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                lock <- new_mutex!((), "StorageLock"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
+/// Runs `f` with the storage lock held. `ENODEV` if the module is going away.
+pub(crate) fn with_lock<R>(f: impl FnOnce(&Attached) -> R) -> Result<R> {
+    let global = STORAGE.get().ok_or(ENODEV)?;
+    let _guard = global.lock.lock();
+    Ok(f(&Attached(())))
+}
+
+/// Proof that the storage lock is held.
+pub(crate) struct Attached(());
+
+/// The registrations watching one object.
+#[pin_data]
+pub(crate) struct Watchers<const ID: u64>
+where
+    Registration: ListItem<ID>,
+{
+    #[pin]
+    list: SpinLockIrq<List<Registration, ID>>,
+    rcu: RcuHead,
+}
+
+impl<const ID: u64> HasRcuHead for Watchers<ID>
+where
+    Registration: ListItem<ID>,
+{
+    fn rcu_head(&self) -> &RcuHead {
+        &self.rcu
+    }
+}
+
+impl<const ID: u64> Watchers<ID>
+where
+    Registration: ListItem<ID> + ListArcSafe<ID> + TryNewListArc<ID>,
+{
+    /// Adds `reg` to the watchers of the object behind `slot`, creating the storage.
+    pub(crate) fn attach(_: &Attached, slot: &Slot, reg: &Arc<Registration>) -> Result {
+        let item = ListArc::<Registration, ID>::try_from_arc(reg.clone()).map_err(|_| EBUSY)?;
+        let mut current = slot.load::<Self>();
+        if current.is_null() {
+            let storage = KBox::pin_init(
+                pin_init!(Self {
+                    list <- new_spinlock_irq!(List::new(), "Watchers::list"),
+                    rcu: RcuHead::new(),
+                }),
+                user_gfp(),
+            )?;
+            // SAFETY: The storage is never moved out of its box: the slot keeps its address
+            // until `detach` frees it in place.
+            current = KBox::into_raw(unsafe { Pin::into_inner_unchecked(storage) });
+            slot.store(current);
+        }
+        // SAFETY: Under the storage lock, a non-null slot points to live storage of this type
+        // (only this type stores pointers in slots of this list id, and only `detach` frees it,
+        // under the same lock).
+        let storage = unsafe { &*current };
+        storage.list.lock().push_back(item);
+        Ok(())
+    }
+
+    /// Removes `reg` from the watchers of the object behind `slot`, freeing the storage when it
+    /// becomes empty. `reg` must have been attached to this object.
+    pub(crate) fn detach(_: &Attached, slot: &Slot, reg: &Registration) {
+        let current = slot.load::<Self>();
+        if current.is_null() {
+            return;
+        }
+        // SAFETY: As in `attach`.
+        let storage = unsafe { &*current };
+        let empty = {
+            let mut list = storage.list.lock();
+            // SAFETY: A registration is attached to at most one object per list id, and this
+            // is the object it was attached to (caller's guarantee).
+            drop(unsafe { list.remove(reg) });
+            list.is_empty()
+        };
+        if empty {
+            Self::free(slot, current);
+        }
+    }
+
+    /// Detaches every registration for which `pick` returns true and returns them.
+    pub(crate) fn take_if(
+        _: &Attached,
+        slot: &Slot,
+        mut pick: impl FnMut(&Registration) -> bool,
+    ) -> List<Registration, ID> {
+        let mut taken = List::new();
+        let current = slot.load::<Self>();
+        if current.is_null() {
+            return taken;
+        }
+        // SAFETY: As in `attach`.
+        let storage = unsafe { &*current };
+        let empty = {
+            let mut list = storage.list.lock();
+            let mut kept = List::new();
+            while let Some(item) = list.pop_front() {
+                if pick(&item) {
+                    taken.push_back(item);
+                } else {
+                    kept.push_back(item);
+                }
+            }
+            *list = kept;
+            list.is_empty()
+        };
+        if empty {
+            Self::free(slot, current);
+        }
+        taken
+    }
+
+    /// Calls `f` on every registration, with the list locked: any context, must not sleep.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(ArcBorrow<'_, Registration>)) {
+        let list = self.list.lock();
+        for reg in list.iter() {
+            f(reg);
+        }
+    }
+
+    fn free(slot: &Slot, current: *mut Self) {
+        slot.store::<Self>(core::ptr::null_mut());
+        // SAFETY: `current` came from `KBox::into_raw` in `attach` and is no longer reachable
+        // from the slot; hooks that read it before are RCU readers, and the free waits for
+        // them. The list is empty, so dropping the storage would only free memory.
+        unsafe { rcu::free_after_grace_period(KBox::from_raw(current)) };
+    }
+}
+
+/// Detaches `reg` from the storage of the object it watches. Idempotent; may sleep.
+pub(crate) fn detach(reg: &Registration) {
+    let timer_ref = with_lock(|locked| {
+        if !reg.attached.swap(false, Ordering::Relaxed) {
+            return None;
+        }
+        match &reg.source {
+            Source::File(fs) => {
+                Watchers::<ON_INODE>::detach(locked, &fs.inode, reg);
+                if let Some(sock) = &fs.sock {
+                    Watchers::<ON_SOURCE>::detach(locked, sock, reg);
+                }
+                None
+            }
+            Source::Signal { process, .. } => {
+                Watchers::<ON_SOURCE>::detach(locked, process, reg);
+                None
+            }
+            // SAFETY: A POSIX timer's slot only ever holds a reference to its registration,
+            // stored by `posix_timer_source::create`.
+            Source::PosixTimer { timer } => unsafe { timer.take_arc::<Registration>() },
+            Source::User | Source::Timer { .. } => None,
+        }
+    });
+    if let Ok(Some(timer_ref)) = timer_ref {
+        // The timer may be firing right now, under RCU, with the reference it read.
+        rcu::synchronize();
+        drop(timer_ref);
+    }
+}
