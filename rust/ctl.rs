@@ -269,6 +269,17 @@ fn modify(queue: &Arc<Queue>, regs: &Registrations, req: &Ukevent) -> Outcome {
     st.req_flags = req.req_flags;
     st.user = req.user;
     ready.enable(reg);
+    drop(ready);
+    // A file that is ready now is reported at once, as after ADD with `ALWAYS_QUEUE`.
+    if let Some(fs) = reg.file_source() {
+        if let Some((flags, data)) = file_source::confirm(regs, fs, req.event) {
+            Registration::fire(reg.as_arc_borrow(), |st| {
+                st.ret_flags = flags;
+                st.ret_data = data;
+                true
+            });
+        }
+    }
     Outcome::Quiet
 }
 

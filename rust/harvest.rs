@@ -141,7 +141,9 @@ pub(crate) fn get_events(
         if harvest.copied > 0 || harvest.fault || result != WaitResult::Ready || kicked {
             break result;
         }
-        if matches!(wait, Wait::Poll) {
+        // Everything taken turned out not to be ready: wait again, unless the caller asked
+        // not to wait at all.
+        if min_nr == 0 || matches!(wait, Wait::Poll) {
             break WaitResult::TimedOut;
         }
     };

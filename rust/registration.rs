@@ -15,7 +15,7 @@ use crate::{
     ready::Ready,
     storage,
 };
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::AtomicBool;
 use kernel::{
     list::{
         impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, ListLinks,

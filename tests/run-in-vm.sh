@@ -29,6 +29,7 @@ run module_test
 run init_test
 run core_test
 run ring_test
+run source_test
 run stress_test
 run memcg_test
 run fuzz_test

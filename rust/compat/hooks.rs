@@ -12,7 +12,6 @@
 use super::{
     file::File, posix_timer::PosixTimer, signal::Task, sock::Sock, uapi::WaitArg, AssertSync,
 };
-use core::mem::MaybeUninit;
 use kernel::ffi::c_long;
 use kernel::{bindings, error::to_result, prelude::*, sync::ArcBorrow, uaccess::UserPtr};
 
@@ -235,6 +234,27 @@ unsafe extern "C" fn posix_timer_free<T: Hooks>(timr: *mut bindings::k_itimer) {
     T::posix_timer_free(unsafe { PosixTimer::from_raw(timr) });
 }
 
+/// `sock_wfree` hook: network AIO is not implemented yet, so nothing is accounted.
+unsafe extern "C" fn sock_wfree(
+    _sk: *mut bindings::sock,
+    _st: *mut bindings::kevent_storage,
+    _skb: *mut bindings::sk_buff,
+) {
+}
+
+/// `tcp_data_ready` hook: data is never consumed by the module yet; readers are woken (and
+/// socket registrations notified through `sock_event`) as usual.
+unsafe extern "C" fn tcp_data_ready(
+    _sk: *mut bindings::sock,
+    _st: *mut bindings::kevent_storage,
+) -> bool {
+    false
+}
+
+/// `sock_destruct` hook: registrations leave a socket's storage when its file is released,
+/// which precedes the socket's destruction, so there is nothing left to detach.
+unsafe extern "C" fn sock_destruct(_sk: *mut bindings::sock, _st: *mut bindings::kevent_storage) {}
+
 type Impl = crate::syscalls::Kevent;
 type Sources = crate::sources::Sources;
 
@@ -254,14 +274,15 @@ static OPS: AssertSync<bindings::kevent_ops> = AssertSync(bindings::kevent_ops {
     aio_sendfile: Some(aio_sendfile::<Impl>),
     aio_read: Some(aio_read::<Impl>),
     sock_event: Some(sock_event::<Sources>),
+    sock_wfree: Some(sock_wfree),
+    tcp_data_ready: Some(tcp_data_ready),
+    sock_destruct: Some(sock_destruct),
     signal: Some(signal::<Sources>),
     posix_timer_fire: Some(posix_timer_fire::<Sources>),
     file_release: Some(file_release::<Sources>),
     task_exit: Some(task_exit::<Sources>),
     posix_timer_create: Some(posix_timer_create::<Sources>),
     posix_timer_free: Some(posix_timer_free::<Sources>),
-    // SAFETY: All-zero is a valid `kevent_ops`: the remaining hooks (network AIO) are absent.
-    ..unsafe { MaybeUninit::zeroed().assume_init() }
 });
 
 /// The module's registration with the hook layer; dropping it unregisters.

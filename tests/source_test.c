@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Event sources: pipes, sockets (TCP v4/v6, UDP, AF_UNIX), generic poll
+ * (eventfd, timerfd, epoll, another kevent queue), signals, POSIX timers,
+ * and teardown when files close, processes exit and fds are reused.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "kselftest_harness.h"
+#include "kevent_test.h"
+
+#define RECV KEVENT_SOCKET_RECV
+#define SEND KEVENT_SOCKET_SEND
+#define ACCEPT KEVENT_SOCKET_ACCEPT
+
+static int add(int q, uint32_t type, uint64_t id, uint32_t event, uint32_t flags)
+{
+	struct ukevent e = uev(type, id, event, flags);
+	int ret = ctl1(q, KEVENT_CTL_ADD, &e);
+
+	if (ret == 1 && (e.ret_flags & KEVENT_RET_BROKEN))
+		return (int)e.ret_data[1];
+	return ret;
+}
+
+static int del(int q, uint32_t type, uint64_t id)
+{
+	struct ukevent e = uev(type, id, 0, 0);
+	int ret = ctl1(q, KEVENT_CTL_REMOVE, &e);
+
+	return ret == 1 ? (int)e.ret_data[1] : ret;
+}
+
+/* A connected TCP pair over loopback (v4 or v6): fds[0] client, fds[1] server. */
+static int tcp_pair(int family, int fds[2])
+{
+	struct sockaddr_storage ss;
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int l = socket(family, SOCK_STREAM, 0), one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = family;
+	if (family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	if (l < 0 || bind(l, (void *)&ss, len) || listen(l, 128) ||
+	    getsockname(l, (void *)&ss, &len))
+		return -1;
+	fds[0] = socket(family, SOCK_STREAM, 0);
+	if (connect(fds[0], (void *)&ss, len))
+		return -1;
+	fds[1] = accept(l, NULL, NULL);
+	setsockopt(fds[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	close(l);
+	return fds[1] < 0 ? -1 : 0;
+}
+
+static int listener(struct sockaddr_in *sin)
+{
+	socklen_t len = sizeof(*sin);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l < 0 || bind(l, (void *)sin, len) || listen(l, 512) ||
+	    getsockname(l, (void *)sin, &len))
+		return -1;
+	return l;
+}
+
+FIXTURE(src) {
+	int q;
+	int p[2];
+};
+
+FIXTURE_SETUP(src)
+{
+	self->q = kevent_init(0, 0);
+	ASSERT_LE(0, self->q);
+	ASSERT_EQ(0, pipe2(self->p, O_NONBLOCK));
+}
+
+FIXTURE_TEARDOWN(src)
+{
+	close(self->q);
+	close(self->p[0]);
+	close(self->p[1]);
+}
+
+/* ---- pipes ---- */
+
+TEST_F(src, pipe_recv_level_triggered)
+{
+	struct ukevent out[4];
+	char c;
+
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, self->p[0], RECV, 0));
+	EXPECT_EQ(0, harvest(self->q, 0, 4, out, 0));
+	ASSERT_EQ(1, write(self->p[1], "x", 1));
+	ASSERT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+	EXPECT_EQ(KEVENT_PIPE, out[0].type);
+	EXPECT_EQ((uint64_t)self->p[0], out[0].id.raw_u64);
+	EXPECT_EQ(0, out[0].ret_flags);
+	/* Still readable: reported again, with a later seq. */
+	ASSERT_EQ(1, harvest(self->q, 1, 4, out + 1, 1000));
+	EXPECT_LT(out[0].seq, out[1].seq);
+	ASSERT_EQ(1, read(self->p[0], &c, 1));
+	EXPECT_EQ(0, harvest(self->q, 0, 4, out, 50));
+}
+
+TEST_F(src, pipe_edge_triggered)
+{
+	struct ukevent out[4];
+
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, self->p[0], RECV, KEVENT_REQ_ET));
+	ASSERT_EQ(1, write(self->p[1], "x", 1));
+	ASSERT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+	EXPECT_EQ(0, harvest(self->q, 0, 4, out, 50));
+	ASSERT_EQ(1, write(self->p[1], "y", 1));
+	EXPECT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+}
+
+TEST_F(src, pipe_oneshot_and_dispatch)
+{
+	struct ukevent out[4], m;
+
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, self->p[0], RECV, KEVENT_REQ_ONESHOT));
+	ASSERT_EQ(1, write(self->p[1], "x", 1));
+	ASSERT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+	EXPECT_EQ(0, harvest(self->q, 0, 4, out, 50));
+	EXPECT_EQ(-ENOENT, del(self->q, KEVENT_PIPE, self->p[0]));
+
+	/* DISPATCH: one event, then nothing until MODIFY, which re-checks at once. */
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, self->p[1], SEND, KEVENT_REQ_DISPATCH |
+			 KEVENT_REQ_ALWAYS_QUEUE));
+	ASSERT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+	EXPECT_EQ(0, harvest(self->q, 0, 4, out, 50));
+	m = uev(KEVENT_PIPE, self->p[1], SEND, KEVENT_REQ_DISPATCH);
+	ASSERT_EQ(0, ctl1(self->q, KEVENT_CTL_MODIFY, &m));
+	EXPECT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+}
+
+TEST_F(src, pipe_ready_at_add_is_reported_not_kept)
+{
+	struct ukevent e = uev(KEVENT_PIPE, self->p[1], SEND, 0), out[2];
+
+	ASSERT_EQ(1, ctl1(self->q, KEVENT_CTL_ADD, &e));
+	EXPECT_EQ(KEVENT_RET_DONE, e.ret_flags);
+	EXPECT_EQ(-ENOENT, del(self->q, KEVENT_PIPE, self->p[1]));
+	/* ALWAYS_QUEUE keeps it and queues it. */
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, self->p[1], SEND, KEVENT_REQ_ALWAYS_QUEUE));
+	EXPECT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+}
+
+TEST_F(src, pipe_writer_close_is_broken)
+{
+	struct ukevent out[2];
+
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, self->p[0], RECV, 0));
+	close(self->p[1]);
+	self->p[1] = open("/dev/null", O_RDONLY);
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(KEVENT_RET_BROKEN, out[0].ret_flags & KEVENT_RET_BROKEN);
+}
+
+TEST_F(src, pipe_send_then_reader_close)
+{
+	struct ukevent out[2];
+	char buf[4096];
+	int n = 0;
+
+	memset(buf, 'a', sizeof(buf));
+	while (write(self->p[1], buf, sizeof(buf)) > 0)
+		n++;
+	ASSERT_LT(0, n);
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, self->p[1], SEND, 0));
+	EXPECT_EQ(0, harvest(self->q, 0, 2, out, 50));
+	/* Room again. */
+	ASSERT_EQ(sizeof(buf), read(self->p[0], buf, sizeof(buf)));
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(0, out[0].ret_flags);
+	/* Refill, then the reader goes away. */
+	while (write(self->p[1], buf, sizeof(buf)) > 0)
+		;
+	EXPECT_EQ(0, harvest(self->q, 0, 2, out, 50));
+	close(self->p[0]);
+	self->p[0] = open("/dev/null", O_RDONLY);
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(KEVENT_RET_BROKEN, out[0].ret_flags & KEVENT_RET_BROKEN);
+}
+
+TEST_F(src, file_type_errors)
+{
+	int efd = eventfd(0, 0);
+
+	EXPECT_EQ(-EBADF, add(self->q, KEVENT_PIPE, 9999, RECV, 0));
+	EXPECT_EQ(-EINVAL, add(self->q, KEVENT_PIPE, efd, RECV, 0));
+	EXPECT_EQ(-ENOTSOCK, add(self->q, KEVENT_SOCKET, self->p[0], RECV, 0));
+	EXPECT_EQ(-EINVAL, add(self->q, KEVENT_PIPE, self->p[0], 0, 0));
+	EXPECT_EQ(-EINVAL, add(self->q, KEVENT_PIPE, self->p[0], 0x8, 0));
+	EXPECT_EQ(-EINVAL, add(self->q, KEVENT_POLL, self->q, POLLIN, 0));
+	EXPECT_EQ(-EINVAL, add(self->q, KEVENT_POSIX_TIMER, 1, 1, 0));
+	EXPECT_EQ(-EINVAL, add(self->q, KEVENT_SIGNAL, SIGKILL, 1, 0));
+	EXPECT_EQ(-EINVAL, add(self->q, KEVENT_SIGNAL, 65, 1, 0));
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, self->p[0], RECV, 0));
+	EXPECT_EQ(-EEXIST, add(self->q, KEVENT_PIPE, self->p[0], RECV, 0));
+	close(efd);
+}
+
+/* ---- sockets ---- */
+
+TEST_F(src, tcp_trigger_modes)
+{
+	static const uint32_t modes[] = { 0, KEVENT_REQ_ET, KEVENT_REQ_ONESHOT,
+					  KEVENT_REQ_DISPATCH };
+	struct ukevent out[4];
+	char buf[64];
+	int s[2];
+
+	ASSERT_EQ(0, tcp_pair(AF_INET, s));
+	for (unsigned int i = 0; i < 4; i++) {
+		ASSERT_EQ(0, add(self->q, KEVENT_SOCKET, s[1], RECV, modes[i]));
+		ASSERT_EQ(10, write(s[0], "0123456789", 10));
+		ASSERT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+		EXPECT_EQ(KEVENT_SOCKET, out[0].type);
+		EXPECT_EQ(10, out[0].ret_data[0]);
+		EXPECT_EQ(0, out[0].ret_flags);
+		/* Data still unread: only level-triggered reports it again. */
+		EXPECT_EQ(modes[i] == 0, harvest(self->q, 0, 4, out, 50));
+		if (modes[i] == KEVENT_REQ_ONESHOT) {
+			EXPECT_EQ(-ENOENT, del(self->q, KEVENT_SOCKET, s[1]));
+		} else {
+			if (modes[i] == KEVENT_REQ_DISPATCH) {
+				struct ukevent m = uev(KEVENT_SOCKET, s[1], RECV, modes[i]);
+
+				ASSERT_EQ(0, ctl1(self->q, KEVENT_CTL_MODIFY, &m));
+				EXPECT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+			}
+			EXPECT_EQ(0, del(self->q, KEVENT_SOCKET, s[1]));
+		}
+		ASSERT_EQ(10, read(s[1], buf, sizeof(buf)));
+	}
+	close(s[0]);
+	close(s[1]);
+}
+
+TEST_F(src, tcp_send_space)
+{
+	struct ukevent out[2];
+	static char buf[65536];
+	int s[2];
+
+	ASSERT_EQ(0, tcp_pair(AF_INET, s));
+	fcntl(s[0], F_SETFL, O_NONBLOCK);
+	while (write(s[0], buf, sizeof(buf)) > 0)
+		;
+	ASSERT_EQ(0, add(self->q, KEVENT_SOCKET, s[0], SEND, KEVENT_REQ_ET));
+	EXPECT_EQ(0, harvest(self->q, 0, 2, out, 50));
+	for (int i = 0; i < 64; i++)
+		if (read(s[1], buf, sizeof(buf)) <= 0)
+			break;
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 2000));
+	EXPECT_EQ(0, out[0].ret_flags);
+	close(s[0]);
+	close(s[1]);
+}
+
+TEST_F(src, tcp_eof_and_reset_are_broken)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct ukevent out[2];
+	int s[2], t[2];
+
+	ASSERT_EQ(0, tcp_pair(AF_INET, s));
+	ASSERT_EQ(0, add(self->q, KEVENT_SOCKET, s[1], RECV, 0));
+	close(s[0]);
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(KEVENT_RET_BROKEN, out[0].ret_flags);
+	EXPECT_EQ(0, out[0].ret_data[1]);
+	close(s[1]);
+
+	ASSERT_EQ(0, tcp_pair(AF_INET, t));
+	ASSERT_EQ(0, add(self->q, KEVENT_SOCKET, t[1], RECV, 0));
+	ASSERT_EQ(0, setsockopt(t[0], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	close(t[0]);
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(KEVENT_RET_BROKEN, out[0].ret_flags);
+	EXPECT_EQ(-ECONNRESET, (int)out[0].ret_data[1]);
+	close(t[1]);
+}
+
+TEST_F(src, tcp6_recv)
+{
+	struct ukevent out[2];
+	int s[2];
+
+	ASSERT_EQ(0, tcp_pair(AF_INET6, s));
+	ASSERT_EQ(0, add(self->q, KEVENT_SOCKET, s[1], RECV, KEVENT_REQ_ET));
+	ASSERT_EQ(3, write(s[0], "abc", 3));
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(3, out[0].ret_data[0]);
+	close(s[0]);
+	close(s[1]);
+}
+
+TEST_F(src, accept_100_concurrent_connects)
+{
+	struct sockaddr_in sin;
+	struct ukevent out[16];
+	int l = listener(&sin), c[100], accepted = 0, events = 0;
+	uint64_t end;
+
+	ASSERT_LE(0, l);
+	ASSERT_EQ(0, add(self->q, KEVENT_SOCKET, l, ACCEPT, 0));
+	for (int i = 0; i < 100; i++) {
+		c[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(c[i], (void *)&sin, sizeof(sin));
+	}
+	end = now_ns() + 10000000000ull;
+	while (accepted < 100 && now_ns() < end) {
+		int n = harvest(self->q, 1, 16, out, 1000), fd;
+
+		ASSERT_LE(0, n);
+		for (int i = 0; i < n; i++) {
+			EXPECT_EQ((uint64_t)l, out[i].id.raw_u64);
+			EXPECT_LT(0, out[i].ret_data[0]);
+			events++;
+		}
+		while ((fd = accept(l, NULL, NULL)) >= 0) {
+			close(fd);
+			accepted++;
+		}
+	}
+	EXPECT_EQ(100, accepted);
+	EXPECT_LE(1, events);
+	for (int i = 0; i < 100; i++)
+		close(c[i]);
+	close(l);
+}
+
+TEST_F(src, udp_and_unix_sockets)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	struct ukevent out[2];
+	int u = socket(AF_INET, SOCK_DGRAM, 0), v = socket(AF_INET, SOCK_DGRAM, 0);
+	int types[2] = { SOCK_STREAM, SOCK_DGRAM }, sp[2];
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_EQ(0, bind(u, (void *)&sin, len));
+	ASSERT_EQ(0, getsockname(u, (void *)&sin, &len));
+	ASSERT_EQ(0, add(self->q, KEVENT_SOCKET, u, RECV, KEVENT_REQ_ET));
+	ASSERT_EQ(2, sendto(v, "hi", 2, 0, (void *)&sin, len));
+	ASSERT_EQ(2, sendto(v, "yo", 2, 0, (void *)&sin, len));
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ((uint64_t)u, out[0].id.raw_u64);
+	EXPECT_LE(1, out[0].ret_data[0]);
+	close(u);
+	close(v);
+
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(0, socketpair(AF_UNIX, types[i], 0, sp));
+		ASSERT_EQ(0, add(self->q, KEVENT_SOCKET, sp[1], RECV, 0));
+		ASSERT_EQ(0, add(self->q, KEVENT_SOCKET, sp[0], SEND, KEVENT_REQ_ALWAYS_QUEUE));
+		ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+		EXPECT_EQ((uint64_t)sp[0], out[0].id.raw_u64);
+		ASSERT_EQ(0, del(self->q, KEVENT_SOCKET, sp[0]));
+		ASSERT_EQ(4, write(sp[0], "ping", 4));
+		ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+		EXPECT_EQ((uint64_t)sp[1], out[0].id.raw_u64);
+		EXPECT_EQ(1, out[0].ret_data[0]);
+		close(sp[0]);
+		close(sp[1]);
+	}
+}
+
+/* ---- generic poll ---- */
+
+TEST_F(src, poll_eventfd_timerfd_epoll_queue)
+{
+	struct itimerspec its = { .it_value = { 0, 20000000 } };
+	struct epoll_event ev = { .events = EPOLLIN };
+	int efd = eventfd(0, EFD_NONBLOCK), tfd = timerfd_create(CLOCK_MONOTONIC, 0);
+	int ep = epoll_create1(0), efd2 = eventfd(0, 0), inner = kevent_init(0, 0);
+	struct ukevent out[4], u = uev(KEVENT_UNOTIFY, 1, 0, 0);
+	uint64_t one = 1;
+
+	ASSERT_EQ(0, add(self->q, KEVENT_POLL, efd, POLLIN, 0));
+	EXPECT_EQ(0, harvest(self->q, 0, 4, out, 20));
+	ASSERT_EQ(8, write(efd, &one, 8));
+	ASSERT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+	EXPECT_EQ(KEVENT_POLL, out[0].type);
+	EXPECT_EQ(POLLIN, out[0].ret_data[0] & POLLIN);
+	ASSERT_EQ(8, read(efd, &one, 8));
+	EXPECT_EQ(0, harvest(self->q, 0, 4, out, 20));
+
+	ASSERT_EQ(0, add(self->q, KEVENT_POLL, tfd, POLLIN, 0));
+	ASSERT_EQ(0, timerfd_settime(tfd, 0, &its, NULL));
+	ASSERT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+	EXPECT_EQ((uint64_t)tfd, out[0].id.raw_u64);
+	ASSERT_EQ(0, del(self->q, KEVENT_POLL, tfd));
+
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, efd2, &ev));
+	ASSERT_EQ(0, add(self->q, KEVENT_POLL, ep, POLLIN, KEVENT_REQ_ET));
+	ASSERT_EQ(8, write(efd2, &one, 8));
+	ASSERT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+	EXPECT_EQ((uint64_t)ep, out[0].id.raw_u64);
+
+	/* Another kevent queue. */
+	ASSERT_EQ(0, ctl1(inner, KEVENT_CTL_ADD, &u));
+	ASSERT_EQ(0, add(self->q, KEVENT_POLL, inner, POLLIN, KEVENT_REQ_ET));
+	ASSERT_EQ(0, fire(inner, 1));
+	ASSERT_EQ(1, harvest(self->q, 1, 4, out, 1000));
+	EXPECT_EQ((uint64_t)inner, out[0].id.raw_u64);
+	close(inner);
+	close(ep);
+	close(efd2);
+	close(tfd);
+	close(efd);
+}
+
+/* ---- teardown ---- */
+
+TEST_F(src, close_removes_and_dup_reuse_gets_nothing)
+{
+	struct ukevent out[2];
+	int fd = self->p[0], other[2];
+
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, fd, RECV, 0));
+	close(fd);
+	EXPECT_EQ(-ENOENT, del(self->q, KEVENT_PIPE, fd));
+	ASSERT_EQ(0, pipe(other));
+	ASSERT_EQ(fd, dup2(other[0], fd));
+	ASSERT_EQ(1, write(other[1], "z", 1));
+	EXPECT_EQ(0, harvest(self->q, 0, 2, out, 100));
+	close(other[0]);
+	close(other[1]);
+}
+
+TEST_F(src, close_while_events_fire)
+{
+	struct ukevent out[64];
+
+	for (int round = 0; round < 200; round++) {
+		int p[2];
+
+		ASSERT_EQ(0, pipe2(p, O_NONBLOCK));
+		ASSERT_EQ(0, add(self->q, KEVENT_PIPE, p[0], RECV, 0));
+		ASSERT_EQ(1, write(p[1], "x", 1));
+		if (round & 1)
+			close(p[0]);
+		harvest(self->q, 0, 64, out, 0);
+		close(p[0]);
+		close(p[1]);
+		for (int i = 0; i < 0; i++)
+			;
+	}
+	EXPECT_EQ(0, harvest(self->q, 0, 64, out, 0));
+}
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t handled;
+
+static void count_handler(int sig)
+{
+	handled++;
+}
+
+TEST_F(src, signal_nomask_consumes)
+{
+	struct ukevent out[2];
+	sigset_t pend;
+
+	handled = 0;
+	signal(SIGUSR1, count_handler);
+	ASSERT_EQ(0, add(self->q, KEVENT_SIGNAL, SIGUSR1 | KEVENT_SIGNAL_NOMASK,
+			 KEVENT_SIGNAL_DELIVERY, 0));
+	ASSERT_EQ(0, kill(getpid(), SIGUSR1));
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(KEVENT_SIGNAL, out[0].type);
+	EXPECT_EQ(1, out[0].ret_data[0]);
+	EXPECT_EQ(getpid(), (pid_t)out[0].ret_data[1]);
+	EXPECT_EQ(0, handled);
+	sigpending(&pend);
+	EXPECT_FALSE(sigismember(&pend, SIGUSR1));
+	signal(SIGUSR1, SIG_DFL);
+}
+
+TEST_F(src, signal_without_nomask_runs_handler_too)
+{
+	struct ukevent out[2];
+
+	handled = 0;
+	signal(SIGUSR2, count_handler);
+	ASSERT_EQ(0, add(self->q, KEVENT_SIGNAL, SIGUSR2, KEVENT_SIGNAL_DELIVERY, 0));
+	ASSERT_EQ(0, kill(getpid(), SIGUSR2));
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(1, handled);
+	signal(SIGUSR2, SIG_DFL);
+}
+
+TEST_F(src, rt_signals_are_counted)
+{
+	union sigval v = { .sival_int = 1 };
+	struct ukevent out[2];
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	ASSERT_EQ(0, add(self->q, KEVENT_SIGNAL, SIGRTMIN | KEVENT_SIGNAL_NOMASK,
+			 KEVENT_SIGNAL_DELIVERY, 0));
+	for (int i = 0; i < 5; i++)
+		ASSERT_EQ(0, sigqueue(getpid(), SIGRTMIN, v));
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(5, out[0].ret_data[0]);
+	sigpending(&set);
+	EXPECT_FALSE(sigismember(&set, SIGRTMIN));
+	/* A thread-directed signal counts too. */
+	ASSERT_EQ(0, pthread_kill(pthread_self(), SIGRTMIN));
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 1000));
+	EXPECT_EQ(1, out[0].ret_data[0]);
+}
+
+TEST_F(src, sigchld_names_the_child)
+{
+	struct ukevent out[2];
+	pid_t child;
+
+	ASSERT_EQ(0, add(self->q, KEVENT_SIGNAL, SIGCHLD, KEVENT_SIGNAL_DELIVERY, 0));
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	ASSERT_EQ(1, harvest(self->q, 1, 2, out, 2000));
+	EXPECT_EQ(child, (pid_t)out[0].ret_data[1]);
+	waitpid(child, NULL, 0);
+}
+
+TEST_F(src, signal_and_io_order_matches_seq)
+{
+	struct ukevent out[4];
+	unsigned int seed = 0x6b65, bad = 0;
+	char c;
+
+	ASSERT_EQ(0, add(self->q, KEVENT_SIGNAL, SIGUSR2 | KEVENT_SIGNAL_NOMASK,
+			 KEVENT_SIGNAL_DELIVERY, 0));
+	ASSERT_EQ(0, add(self->q, KEVENT_PIPE, self->p[0], RECV, KEVENT_REQ_ET));
+	for (int i = 0; i < 100000; i++) {
+		int signal_first = rand_r(&seed) & 1, n;
+
+		if (signal_first)
+			kill(getpid(), SIGUSR2);
+		ASSERT_EQ(1, write(self->p[1], "x", 1));
+		if (!signal_first)
+			kill(getpid(), SIGUSR2);
+		n = harvest(self->q, 2, 4, out, 1000);
+		ASSERT_EQ(2, n);
+		ASSERT_LT(out[0].seq, out[1].seq);
+		if ((out[0].type == KEVENT_SIGNAL) != signal_first)
+			bad++;
+		ASSERT_EQ(1, read(self->p[0], &c, 1));
+	}
+	EXPECT_EQ(0, bad);
+}
+
+TEST_F(src, exiting_process_leaves_no_registration)
+{
+	struct ukevent out[2];
+	pid_t child = fork();
+
+	if (child == 0) {
+		/* Registers its own signal and a pipe on the parent's queue, then exits. */
+		if (add(self->q, KEVENT_SIGNAL, SIGUSR1, KEVENT_SIGNAL_DELIVERY, 0))
+			_exit(1);
+		if (add(self->q, KEVENT_PIPE, self->p[0], RECV, 0))
+			_exit(2);
+		_exit(0);
+	}
+	ASSERT_LT(0, child);
+	int status;
+
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	/* The signal registration went with the process; the pipe one stays (the file lives). */
+	EXPECT_EQ(-ENOENT, del(self->q, KEVENT_SIGNAL, SIGUSR1));
+	EXPECT_EQ(0, del(self->q, KEVENT_PIPE, self->p[0]));
+	EXPECT_EQ(0, harvest(self->q, 0, 2, out, 0));
+}
+
+/* ---- POSIX timers ---- */
+
+TEST_F(src, posix_timer_periodic_then_delete)
+{
+	struct itimerspec its = { .it_value = { 0, 5000000 }, .it_interval = { 0, 5000000 } };
+	struct ukevent out[8];
+	struct sigevent sev;
+	unsigned int total = 0;
+	timer_t t;
+	uint64_t end;
+
+	kevent_sigevent(&sev, self->q);
+	sev.sigev_value.sival_ptr = (void *)0x1234;
+	ASSERT_EQ(0, timer_create(CLOCK_MONOTONIC, &sev, &t));
+	ASSERT_EQ(0, timer_settime(t, 0, &its, NULL));
+	end = now_ns() + 100000000ull;
+	while (now_ns() < end) {
+		int n = harvest(self->q, 1, 8, out, 200);
+
+		ASSERT_LE(0, n);
+		for (int i = 0; i < n; i++) {
+			EXPECT_EQ(KEVENT_POSIX_TIMER, out[i].type);
+			EXPECT_EQ((uint64_t)(uintptr_t)t, out[i].id.raw_u64);
+			EXPECT_EQ(0x1234, out[i].user);
+			total += out[i].ret_data[0];
+		}
+	}
+	EXPECT_LE(5, total);
+	ASSERT_EQ(0, timer_delete(t));
+	EXPECT_EQ(-ENOENT, del(self->q, KEVENT_POSIX_TIMER, (uintptr_t)t));
+	harvest(self->q, 0, 8, out, 0);
+	EXPECT_EQ(0, harvest(self->q, 0, 8, out, 50));
+
+	/* Closing the queue first leaves the timer running, silently. */
+	int q2 = kevent_init(0, 0);
+
+	kevent_sigevent(&sev, q2);
+	ASSERT_EQ(0, timer_create(CLOCK_MONOTONIC, &sev, &t));
+	ASSERT_EQ(0, timer_settime(t, 0, &its, NULL));
+	usleep(20000);
+	close(q2);
+	usleep(20000);
+	ASSERT_EQ(0, timer_delete(t));
+	kevent_sigevent(&sev, self->p[0]);
+	EXPECT_EQ(-1, timer_create(CLOCK_MONOTONIC, &sev, &t));
+	EXPECT_EQ(EINVAL, errno);
+}
+
+TEST_HARNESS_MAIN
