@@ -91,7 +91,8 @@ impl Sock {
         -unsafe { read_volatile(&(*self.as_ptr()).sk_err) }
     }
 
-    /// Bytes readable (TCP), connections waiting (listeners) or queued messages (others).
+    /// Bytes readable (TCP), connections waiting (listeners) or queued messages (others; at
+    /// least 1 when anything is queued).
     pub(crate) fn backlog(&self) -> u32 {
         if self.state() == TCP_LISTEN {
             // SAFETY: The socket is valid (type invariant); read as `READ_ONCE`.
@@ -103,7 +104,11 @@ impl Sock {
             return u32::try_from(inq).unwrap_or(0);
         }
         // SAFETY: The socket is valid (type invariant); read as `skb_queue_len_lockless`.
-        unsafe { read_volatile(&(*self.as_ptr()).sk_receive_queue.qlen) }
+        let queued = unsafe { read_volatile(&(*self.as_ptr()).sk_receive_queue.qlen) };
+        // UDP moves datagrams to a private reader queue; its receive memory still counts them.
+        // SAFETY: The socket is valid; `sk_rmem_alloc_get` is an atomic read.
+        let charged = unsafe { bindings::sk_rmem_alloc_get(self.as_ptr()) } > 0;
+        queued.max(u32::from(charged))
     }
 
     /// A poll mask from a hook's report and the socket's state, without calling `->poll`.
