@@ -2,7 +2,7 @@
 # Runs inside the VM (make run): every example, then the benchmarks.
 cd /root
 rc=0
-for ex in evtest; do
+for ex in evtest sigtimer evserver; do
 	echo "=== example: $ex"
 	"./$ex" || rc=1
 done

@@ -177,10 +177,13 @@ fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Resul
     };
     let armed = match &file {
         Some(file) => file_source::arm(&reg, file),
-        None if matches!(reg.source, Source::Signal { .. }) => signal_source::arm(&reg).map(|_| None),
+        None if matches!(reg.source, Source::Signal { .. }) => {
+            signal_source::arm(&reg).map(|_| None)
+        }
         None => Ok(None),
     };
-    let node = armed.and_then(|initial| Ok((initial, RBTreeNode::new(key, reg.clone(), user_gfp())?)));
+    let node =
+        armed.and_then(|initial| Ok((initial, RBTreeNode::new(key, reg.clone(), user_gfp())?)));
     let (initial, node) = match node {
         Ok((Some(report), _)) if !always => {
             // Ready at ADD and not to be kept (the 2006 semantics).

@@ -109,14 +109,18 @@ pub(crate) fn arm(reg: &Arc<Registration>, file: &File) -> Result<Option<Report>
                 return Err(e);
             }
         }
-        reg.attached.store(true, core::sync::atomic::Ordering::Relaxed);
+        reg.attached
+            .store(true, core::sync::atomic::Ordering::Relaxed);
         Ok(())
     })??;
     let event = reg.state_event();
     let revents = match fs.kind {
         FileKind::Socket => poll_now(file),
         FileKind::Poll => reg.entries.lock().watch(file, reg, event | ALWAYS)?,
-        FileKind::Pipe => reg.entries.lock().watch(file, reg, pipe_mask(event) | ALWAYS)?,
+        FileKind::Pipe => reg
+            .entries
+            .lock()
+            .watch(file, reg, pipe_mask(event) | ALWAYS)?,
     };
     Ok(evaluate(fs.kind, event, revents, Sock::of_file(file)))
 }
@@ -225,7 +229,8 @@ pub(crate) fn file_release(file: &File) {
             if let Some(sock) = reg.file_source().and_then(|fs| fs.sock.as_ref()) {
                 Watchers::<ON_SOURCE>::detach(locked, sock, &reg);
             }
-            reg.attached.store(false, core::sync::atomic::Ordering::Relaxed);
+            reg.attached
+                .store(false, core::sync::atomic::Ordering::Relaxed);
         }
         taken
     });

@@ -210,7 +210,12 @@ impl Batch {
 
     /// Confirms the file events of the batch with `->poll`; drops those no longer ready.
     fn confirm(&mut self, queue: &Queue) {
-        if !self.items.iter().flatten().any(|item| item.file_source().is_some()) {
+        if !self
+            .items
+            .iter()
+            .flatten()
+            .any(|item| item.file_source().is_some())
+        {
             return;
         }
         let regs = queue.registrations.lock();

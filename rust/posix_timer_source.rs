@@ -39,8 +39,15 @@ pub(crate) fn create(timer: &PosixTimer, kfd: i32) -> Result {
         return Err(EEXIST);
     }
     queue.user.charge(1)?;
-    let created = Registration::with_key(&queue, key, &req, Source::PosixTimer { timer: timer.slot() })
-        .and_then(|reg| Ok((reg.clone(), RBTreeNode::new(key, reg, user_gfp())?)));
+    let created = Registration::with_key(
+        &queue,
+        key,
+        &req,
+        Source::PosixTimer {
+            timer: timer.slot(),
+        },
+    )
+    .and_then(|reg| Ok((reg.clone(), RBTreeNode::new(key, reg, user_gfp())?)));
     let (reg, node) = match created {
         Ok(created) => created,
         Err(e) => {

@@ -3,9 +3,7 @@
 //! The event-source hooks of the kernel, dispatched to the source modules.
 
 use crate::{
-    compat::{
-        file::File, hooks::Hooks, posix_timer::PosixTimer, signal::Task, sock::Sock,
-    },
+    compat::{file::File, hooks::Hooks, posix_timer::PosixTimer, signal::Task, sock::Sock},
     file_source, posix_timer_source,
     registration::Registration,
     signal_source,

@@ -71,7 +71,11 @@ impl File {
     pub(crate) fn inode_slot(&self) -> Slot {
         // SAFETY: The file is alive (type invariant) and pins its inode, whose slot lives as
         // long as the inode.
-        unsafe { Slot::from_raw(bindings::kevent_inode_slot(bindings::file_inode(self.as_ptr()))) }
+        unsafe {
+            Slot::from_raw(bindings::kevent_inode_slot(bindings::file_inode(
+                self.as_ptr(),
+            )))
+        }
     }
 
     /// Returns the queue behind this file if it is a kevent queue file.
