@@ -19,6 +19,14 @@
 
 #include <kevent_syscalls.h>
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+}
+
 static void add(int q, uint32_t type, uint64_t id, uint32_t event)
 {
 	struct ukevent e;
@@ -65,8 +73,8 @@ int main(int argc, char **argv)
 		}
 		_exit(0);
 	}
-	for (int waited = 0; waited < ms; waited += 50) {
-		int n = kevent_get_events(q, 0, 16, ev, &wa);
+	for (uint64_t end = now_ms() + ms; now_ms() < end;) {
+		int n = kevent_get_events(q, 1, 16, ev, &wa);
 
 		for (int i = 0; i < n; i++) {
 			static const char *names[] = { [KEVENT_SIGNAL] = "signal",
