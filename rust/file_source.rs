@@ -234,11 +234,7 @@ pub(crate) fn file_release(file: &File) {
         }
         taken
     });
-    let Ok(mut taken) = taken else {
-        return;
-    };
-    while let Some(item) = taken.pop_front() {
-        let reg = item.into_arc();
-        reg.queue.forget(&reg);
+    if let Ok(taken) = taken {
+        storage::forget_all(taken);
     }
 }

@@ -186,6 +186,17 @@ where
     }
 }
 
+/// Removes registrations taken off a dying object's storage (`take_if`) from their queues.
+pub(crate) fn forget_all<const ID: u64>(mut taken: List<Registration, ID>)
+where
+    Registration: ListItem<ID> + ListArcSafe<ID>,
+{
+    while let Some(item) = taken.pop_front() {
+        let reg = item.into_arc();
+        reg.queue.forget(&reg);
+    }
+}
+
 /// Detaches `reg` from the storage of the object it watches. Idempotent; may sleep.
 pub(crate) fn detach(reg: &Registration) {
     let timer_ref = with_lock(|locked| {
