@@ -2,14 +2,15 @@
 # 6.12. See README.md. Every target installs what it needs (scripts/setup.sh)
 # and builds the kernel once into ~/.cache/kevent (override: KEVENT_CACHE).
 
-.PHONY: all check check-debug run vm-run prog setup kernel module clean help
+.PHONY: all check check-debug run bench vm-run prog setup kernel module clean help
 
 all: help
 
 help:
 	@echo "make check    build everything, boot the VM, run all tests; prints 'N passed, N failed'"
 	@echo "make check-debug   the same on a debug kernel (lockdep, KASAN, kmemleak, atomic-sleep checks)"
-	@echo "make run      build everything, boot the VM, run the examples"
+	@echo "make run      build everything, boot the VM, run the examples and the benchmarks"
+	@echo "make bench    only the benchmarks (kevent vs epoll vs io_uring); tables and plots in out/results/"
 	@echo "make vm-run CMD='./prog' FILES='prog'   run your own command in the VM"
 	@echo "make prog SRC=prog.c                    compile your own program for the VM"
 	@echo "make setup | kernel | module | clean"
@@ -22,6 +23,9 @@ check-debug:
 
 run:
 	@scripts/run.sh
+
+bench:
+	@scripts/run.sh bench
 
 vm-run:
 	@scripts/vm-run-user.sh "$(CMD)" "$(FILES)"

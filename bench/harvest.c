@@ -1,53 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Harvest cost: N sources are made ready, then harvested; only the harvest
- * is timed. Compares the kevent ring (no system call), kevent_get_events()
- * and epoll_wait() on eventfds (edge triggered, so each write is reported
- * once). Producing the events is timed separately: kevent_ctl(READY) in
- * batches vs one write() per eventfd.
+ * is timed. Compares the kevent ring (no system call), kevent_get_events(),
+ * epoll_wait() on eventfds (edge and level triggered) and io_uring multishot
+ * poll CQEs on eventfds. Producing the events is not timed (kevent user
+ * events are made ready with batched kevent_ctl(READY), the others with one
+ * write() per eventfd).
  *
- *	harvest [ROUNDS] [N...]		defaults: 200 rounds, N = 1 16 256 4096
+ *	harvest [REPEATS] [ITERATIONS] [N...]
+ *		defaults: 5 repeats of 200 iterations, N = 1 16 256 4096
  *
- * Prints one line per (mechanism, N): ns/event and syscalls/event.
- * Every round checks that exactly N events arrived.
+ * Each repeat measures every mechanism back to back and prints BENCH lines
+ * (ns/event, syscalls/event). Every iteration checks that exactly N events
+ * arrived.
  */
-#include <errno.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include <liburing.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <kevent_syscalls.h>
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
+#include "bench.h"
 
 struct result {
 	double harvest_ns, produce_ns, syscalls;
 };
-
-static void report(const char *name, int n, long events, struct result r)
-{
-	printf("%-22s N=%-5d harvest %8.1f ns/event  %6.3f syscalls/event   produce %8.1f ns/event\n",
-	       name, n, r.harvest_ns / events, r.syscalls / events, r.produce_ns / events);
-}
 
 /* Runs @cmd on entries 0..n-1, 1024 per system call. */
 static void ctl_all(int fd, unsigned int cmd, struct ukevent *b, int n)
@@ -160,7 +141,7 @@ static struct result bench_ring(int n, int rounds)
 	return r;
 }
 
-static struct result bench_epoll(int n, int rounds)
+static struct result bench_epoll(int n, int rounds, int et)
 {
 	int ep = epoll_create1(0), *efd = calloc(n, sizeof(int));
 	struct epoll_event *out = calloc(n, sizeof(*out));
@@ -168,7 +149,7 @@ static struct result bench_epoll(int n, int rounds)
 	uint64_t one = 1;
 
 	for (int i = 0; i < n; i++) {
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = i };
+		struct epoll_event ev = { .events = EPOLLIN | (et ? EPOLLET : 0), .data.u32 = i };
 
 		efd[i] = eventfd(0, EFD_NONBLOCK);
 		if (efd[i] < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, efd[i], &ev))
@@ -192,6 +173,12 @@ static struct result bench_epoll(int n, int rounds)
 		}
 		r.harvest_ns += now_ns() - t1;
 		r.produce_ns += t1 - t0;
+		check(got == n, "epoll event count");
+		/* Level triggered: consume the counters, untimed, so the next round starts idle. */
+		for (int i = 0; !et && i < n; i++)
+			if (read(efd[i], &one, sizeof(one)) != sizeof(one))
+				die("read");
+		one = 1;
 	}
 	for (int i = 0; i < n; i++)
 		close(efd[i]);
@@ -201,42 +188,102 @@ static struct result bench_epoll(int n, int rounds)
 	return r;
 }
 
+/* io_uring: one multishot poll per eventfd; each write posts one CQE. */
+static struct result bench_uring(int n, int rounds)
+{
+	struct io_uring ring;
+	struct io_uring_cqe **cqes = calloc(n, sizeof(*cqes));
+	int *efd = calloc(n, sizeof(int));
+	struct result r = { 0 };
+	uint64_t one = 1;
+
+	if (io_uring_queue_init(n < 64 ? 64 : n, &ring, 0) < 0)
+		die("io_uring_queue_init");
+	for (int i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+		efd[i] = eventfd(0, EFD_NONBLOCK);
+		if (efd[i] < 0 || !sqe)
+			die("eventfd/sqe");
+		io_uring_prep_poll_multishot(sqe, efd[i], POLLIN);
+		io_uring_sqe_set_data64(sqe, i);
+	}
+	if (io_uring_submit(&ring) != n)
+		die("io_uring_submit");
+	for (int round = 0; round < rounds; round++) {
+		uint64_t t0 = now_ns(), t1;
+		int got = 0;
+
+		for (int i = 0; i < n; i++)
+			if (write(efd[i], &one, sizeof(one)) != sizeof(one))
+				die("write");
+		t1 = now_ns();
+		while (got < n) {
+			unsigned int k = io_uring_peek_batch_cqe(&ring, cqes, n - got);
+
+			if (!k) {
+				/* Completions not posted yet: enter the kernel to run them. */
+				if (io_uring_enter(ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS, NULL) < 0)
+					die("io_uring_enter");
+				r.syscalls++;
+				continue;
+			}
+			for (unsigned int j = 0; j < k; j++)
+				check(cqes[j]->res & POLLIN, "io_uring poll result");
+			io_uring_cq_advance(&ring, k);
+			got += k;
+		}
+		r.harvest_ns += now_ns() - t1;
+		r.produce_ns += t1 - t0;
+		for (int i = 0; i < n; i++)
+			if (read(efd[i], &one, sizeof(one)) != sizeof(one))
+				die("read");
+		one = 1;
+	}
+	io_uring_queue_exit(&ring);
+	for (int i = 0; i < n; i++)
+		close(efd[i]);
+	free(efd);
+	free(cqes);
+	return r;
+}
+
+static void report(const char *mech, int n, long events, struct result r)
+{
+	char c[16];
+
+	snprintf(c, sizeof(c), "N=%d", n);
+	emit("harvest", c, mech, "ns_per_event", r.harvest_ns / events);
+	emit("harvest", c, mech, "syscalls_per_event", r.syscalls / events);
+}
+
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 200;
+	int repeats = argc > 1 ? atoi(argv[1]) : 5, rounds = argc > 2 ? atoi(argv[2]) : 200;
 	int def[] = { 1, 16, 256, 4096 }, *ns = def, count = 4;
 	struct rlimit nofile = { 65536, 65536 };
 
 	/* Room for one eventfd per source. */
 	setrlimit(RLIMIT_NOFILE, &nofile);
-
-	if (argc > 2) {
-		count = argc - 2;
+	if (argc > 3) {
+		count = argc - 3;
 		ns = calloc(count, sizeof(int));
 		for (int i = 0; i < count; i++)
-			ns[i] = atoi(argv[i + 2]);
+			ns[i] = atoi(argv[i + 3]);
 	}
-	struct timespec res;
-	char cs[64] = "?";
-	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+	printf("harvest cost: %d repeats of %d iterations (fewer for N=4096); producing events is not timed\n",
+	       repeats, rounds);
+	for (int rep = 0; rep < repeats; rep++) {
+		for (int i = 0; i < count; i++) {
+			int n = ns[i], r = n >= 4096 ? rounds / 10 + 1 : rounds;
+			long events = (long)n * r;
 
-	if (f) {
-		if (fscanf(f, "%63s", cs) != 1)
-			strcpy(cs, "?");
-		fclose(f);
-	}
-	clock_getres(CLOCK_MONOTONIC, &res);
-	printf("harvest cost: %d rounds; timing excludes producing the events; clock %s, %ld ns resolution\n",
-	       rounds, cs, res.tv_nsec);
-	if (res.tv_sec || res.tv_nsec > 1000)
-		printf("note: the clock is coarse; per-event numbers below are unreliable\n");
-	for (int i = 0; i < count; i++) {
-		int n = ns[i], r = n >= 4096 ? rounds / 10 + 1 : rounds;
-		long events = (long)n * r;
-
-		report("kevent ring", n, events, bench_ring(n, r));
-		report("kevent_get_events", n, events, bench_get_events(n, r));
-		report("epoll_wait (eventfd)", n, events, bench_epoll(n, r));
+			report("kevent-ring", n, events, bench_ring(n, r));
+			report("kevent-get_events", n, events, bench_get_events(n, r));
+			report("epoll-ET", n, events, bench_epoll(n, r, 1));
+			report("epoll-LT", n, events, bench_epoll(n, r, 0));
+			report("io_uring-poll", n, events, bench_uring(n, r));
+		}
 	}
 	return 0;
 }

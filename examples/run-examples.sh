@@ -4,8 +4,7 @@ cd /root
 rc=0
 for ex in evtest sigtimer evserver; do
 	echo "=== example: $ex"
-	"./$ex" || rc=1
+	"./$ex" || { echo "=== example $ex FAILED"; rc=1; }
 done
-echo "=== benchmark: harvest cost (kevent ring / kevent_get_events / epoll_wait)"
-./harvest || rc=1
+./run-bench.sh || rc=1
 exit $rc

@@ -1,12 +1,33 @@
 #!/usr/bin/env bash
 # The main job: build everything, boot the patched kernel with the module
-# loaded and run the examples and the benchmarks.
+# loaded, run the examples and the benchmarks, then aggregate the benchmark
+# results on the host (tables and plots in out/results/).
+#
+#   scripts/run.sh        examples and benchmarks (make run)
+#   scripts/run.sh bench  benchmarks only (make bench)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+what=${1:-all}
+start=$(date +%s)
 "$KEVENT_TOP/scripts/setup.sh"
 kb=$("$KEVENT_TOP/scripts/build-kernel.sh")
 "$KEVENT_TOP/scripts/build-module.sh" "$kb"
 "$KEVENT_TOP/scripts/build-user.sh" "$kb" examples bench
-log "running the examples in the VM"
-exec "$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --module "$KEVENT_TOP/rust/kevent.ko" --load \
-	--log "$KEVENT_TOP/out/vm/run.log" --files "$KEVENT_TOP/out/examples/* $KEVENT_TOP/out/bench/*" -- ./run-examples.sh
+if [ "$what" = bench ]; then
+	cmd=./run-bench.sh
+	log "running the benchmarks in the VM (about 5 minutes)"
+else
+	cmd=./run-examples.sh
+	log "running the examples, then the benchmarks, in the VM (about 6 minutes)"
+fi
+vmlog=$KEVENT_TOP/out/vm/run.log
+rc=0
+"$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --module "$KEVENT_TOP/rust/kevent.ko" --load \
+	--timeout 1500 --log "$vmlog" \
+	--files "$KEVENT_TOP/out/examples/* $KEVENT_TOP/out/bench/*" -- "$cmd" || rc=$?
+if grep -q '^BENCH ' "$vmlog"; then
+	log "benchmark results (kevent ÷ epoll, kevent ÷ io_uring; medians of one run)"
+	python3 "$KEVENT_TOP/scripts/bench-report.py" "$vmlog" "$KEVENT_TOP/out/results"
+fi
+log "finished in $(( $(date +%s) - start )) s"
+exit $rc

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared by the benchmarks: time, errors, and the result lines that
+ * scripts/bench-report.py aggregates on the host:
+ *
+ *	BENCH <benchmark> <case> <mechanism> <metric> <value>
+ *
+ * one line per round; metrics ending in _per_s are better when higher, the
+ * others (ns, us, syscalls) when lower.
+ */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static inline void die(const char *what)
+{
+	fprintf(stderr, "FAILED: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+/* A wrong answer fails the benchmark, whatever its speed. */
+static inline void check(int ok, const char *what)
+{
+	if (!ok) {
+		fprintf(stderr, "FAILED: %s\n", what);
+		exit(1);
+	}
+}
+
+static inline void emit(const char *bench, const char *c, const char *mech,
+			const char *metric, double value)
+{
+	printf("BENCH %s %s %s %s %.6g\n", bench, c, mech, metric, value);
+	fflush(stdout);
+}
+
+static inline int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The p-th percentile (0..100) of n samples, sorting them. */
+static inline double percentile(uint64_t *v, size_t n, double p)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_u64);
+	i = (size_t)(p / 100.0 * (n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+#endif

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Timer and signal latency: from the moment an event happens to the moment
+ * the waiting harvester has it.
+ *
+ *   timer    a 1 ms one-shot: kevent KEVENT_TIMER vs timerfd + epoll_wait();
+ *            latency = harvest time - programmed expiry
+ *   signal   another thread sends SIGUSR1 to the process: kevent
+ *            KEVENT_SIGNAL (NOMASK) vs signalfd + epoll_wait(); latency =
+ *            harvest time - time of kill()
+ *
+ *	latency [REPEATS] [SAMPLES]	defaults: 3, 300
+ *
+ * Reports p50 and p99 in microseconds; every sample checks that the event is
+ * the expected one.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <kevent_syscalls.h>
+
+#include "bench.h"
+
+#define PERIOD_NS 1000000ull
+
+static void report(const char *c, const char *mech, uint64_t *lat, int n)
+{
+	emit("latency", c, mech, "p50_us", percentile(lat, n, 50) / 1e3);
+	emit("latency", c, mech, "p99_us", percentile(lat, n, 99) / 1e3);
+}
+
+static void timer_kevent(uint64_t *lat, int n)
+{
+	int q = kevent_init(0, 0);
+	struct ukevent e, out;
+
+	for (int i = 0; i < n; i++) {
+		memset(&e, 0, sizeof(e));
+		e.type = KEVENT_TIMER;
+		e.id.raw[1] = PERIOD_NS;
+		e.event = KEVENT_TIMER_FIRED;
+		e.req_flags = KEVENT_REQ_ONESHOT;
+		uint64_t due = now_ns() + PERIOD_NS;
+
+		check(kevent_ctl(q, KEVENT_CTL_ADD, 1, &e) == 0, "timer add");
+		check(kevent_get_events(q, 1, 1, &out, NULL) == 1 && out.type == KEVENT_TIMER,
+		      "timer event");
+		lat[i] = now_ns() - due;
+	}
+	close(q);
+}
+
+static void timer_timerfd(uint64_t *lat, int n)
+{
+	int ep = epoll_create1(0), tfd = timerfd_create(CLOCK_MONOTONIC, 0);
+	struct epoll_event e = { .events = EPOLLIN };
+	struct itimerspec its = { .it_value = { 0, PERIOD_NS } };
+	uint64_t ticks;
+
+	check(epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &e) == 0, "epoll timerfd");
+	for (int i = 0; i < n; i++) {
+		uint64_t due = now_ns() + PERIOD_NS;
+
+		check(timerfd_settime(tfd, 0, &its, NULL) == 0, "timerfd_settime");
+		check(epoll_wait(ep, &e, 1, -1) == 1, "epoll_wait");
+		lat[i] = now_ns() - due;
+		check(read(tfd, &ticks, 8) == 8 && ticks == 1, "timerfd read");
+	}
+	close(tfd);
+	close(ep);
+}
+
+static volatile uint64_t sent_at;
+static volatile int armed, samples;
+
+/* Sends SIGUSR1 to the process each time the harvester is ready for it. */
+static void *sender(void *arg)
+{
+	for (int i = 0; i < samples; i++) {
+		while (!__atomic_load_n(&armed, __ATOMIC_ACQUIRE))
+			;
+		__atomic_store_n(&armed, 0, __ATOMIC_RELAXED);
+		usleep(200);
+		__atomic_store_n(&sent_at, now_ns(), __ATOMIC_RELEASE);
+		kill(getpid(), SIGUSR1);
+	}
+	return NULL;
+}
+
+static void signal_kevent(uint64_t *lat, int n)
+{
+	int q = kevent_init(0, 0);
+	struct ukevent e = { .type = KEVENT_SIGNAL, .event = KEVENT_SIGNAL_DELIVERY }, out;
+	pthread_t t;
+
+	e.id.raw_u64 = SIGUSR1 | KEVENT_SIGNAL_NOMASK;
+	check(kevent_ctl(q, KEVENT_CTL_ADD, 1, &e) == 0, "signal add");
+	samples = n;
+	pthread_create(&t, NULL, sender, NULL);
+	for (int i = 0; i < n; i++) {
+		__atomic_store_n(&armed, 1, __ATOMIC_RELEASE);
+		check(kevent_get_events(q, 1, 1, &out, NULL) == 1 && out.type == KEVENT_SIGNAL,
+		      "signal event");
+		lat[i] = now_ns() - __atomic_load_n(&sent_at, __ATOMIC_ACQUIRE);
+	}
+	pthread_join(t, NULL);
+	close(q);
+}
+
+static void signal_signalfd(uint64_t *lat, int n)
+{
+	struct epoll_event e = { .events = EPOLLIN };
+	struct signalfd_siginfo si;
+	int ep = epoll_create1(0), sfd;
+	sigset_t set;
+	pthread_t t;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);	/* the sender thread inherits it */
+	sfd = signalfd(-1, &set, 0);
+	check(epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &e) == 0, "epoll signalfd");
+	samples = n;
+	pthread_create(&t, NULL, sender, NULL);
+	for (int i = 0; i < n; i++) {
+		__atomic_store_n(&armed, 1, __ATOMIC_RELEASE);
+		check(epoll_wait(ep, &e, 1, -1) == 1, "epoll_wait");
+		lat[i] = now_ns() - __atomic_load_n(&sent_at, __ATOMIC_ACQUIRE);
+		check(read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGUSR1,
+		      "signalfd read");
+	}
+	pthread_join(t, NULL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	close(sfd);
+	close(ep);
+}
+
+int main(int argc, char **argv)
+{
+	int repeats = argc > 1 ? atoi(argv[1]) : 3, n = argc > 2 ? atoi(argv[2]) : 300;
+	uint64_t *lat = calloc(n, sizeof(*lat));
+
+	printf("latency: %d repeats of %d samples; 1 ms timers, signals from another thread\n",
+	       repeats, n);
+	for (int rep = 0; rep < repeats; rep++) {
+		timer_kevent(lat, n);
+		report("timer", "kevent", lat, n);
+		timer_timerfd(lat, n);
+		report("timer", "timerfd+epoll", lat, n);
+		signal_kevent(lat, n);
+		report("signal", "kevent", lat, n);
+		signal_signalfd(lat, n);
+		report("signal", "signalfd+epoll", lat, n);
+	}
+	return 0;
+}

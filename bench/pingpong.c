@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Ping-pong (the classic epoll_bench shape): N socketpairs (or pipes), one
+ * byte in flight on each. The event loop waits for a readable end, reads the
+ * byte and writes it back into the same pair, which makes that end readable
+ * again. Measures events handled per second by each mechanism and re-arm
+ * style:
+ *
+ *   kevent-LT, kevent-ET     kevent_get_events(), 64 events per call
+ *   kevent-ONESHOT           re-added after each batch (one batched ctl)
+ *   kevent-DISPATCH          re-enabled with MODIFY (one batched ctl)
+ *   kevent-ring-ET           read from the mmap'd ring, kevent_wait() only
+ *                            when it is empty
+ *   epoll-LT, epoll-ET       epoll_wait(), 64 events per call
+ *   epoll-ONESHOT            re-armed with one EPOLL_CTL_MOD per event
+ *   io_uring-poll            one multishot poll per end, CQEs from the ring
+ *
+ *	pingpong [REPEATS] [MILLISECONDS] [N...]	defaults: 3, 500, N = 1 64 1024
+ *
+ * Every byte read is checked, and at the end every pair still holds exactly
+ * one byte: a mechanism that loses or invents events fails.
+ */
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <kevent_syscalls.h>
+
+#include "bench.h"
+
+#define BATCH 64
+
+struct pairs {
+	int n, pipes;
+	int *rd, *wr;
+	long *count;
+};
+
+static void pairs_open(struct pairs *p, int n, int pipes)
+{
+	p->n = n;
+	p->pipes = pipes;
+	p->rd = calloc(n, sizeof(int));
+	p->wr = calloc(n, sizeof(int));
+	p->count = calloc(n, sizeof(long));
+	for (int i = 0; i < n; i++) {
+		int fds[2];
+
+		if (pipes ? pipe2(fds, O_NONBLOCK) : socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds))
+			die("pair");
+		p->rd[i] = fds[0];
+		p->wr[i] = fds[1];
+		if (write(p->wr[i], "x", 1) != 1)
+			die("write");
+	}
+}
+
+static void pairs_close(struct pairs *p)
+{
+	for (int i = 0; i < p->n; i++) {
+		char c[2];
+
+		/* Exactly one byte is in flight on every pair. */
+		check(read(p->rd[i], c, 2) == 1 && c[0] == 'x', "one byte per pair at the end");
+		close(p->rd[i]);
+		close(p->wr[i]);
+	}
+	free(p->rd);
+	free(p->wr);
+	free(p->count);
+}
+
+/* Handles one readiness report of pair @i: the byte goes round again. */
+static void bounce(struct pairs *p, int i)
+{
+	char c;
+
+	check(i >= 0 && i < p->n, "event for a known pair");
+	if (read(p->rd[i], &c, 1) != 1) {
+		/* Level-triggered mechanisms may report a pair whose byte we already took. */
+		check(errno == EAGAIN, "read");
+		return;
+	}
+	check(c == 'x', "byte content");
+	if (write(p->wr[i], &c, 1) != 1)
+		die("write");
+	p->count[i]++;
+}
+
+static uint32_t kevent_type(struct pairs *p)
+{
+	return p->pipes ? KEVENT_PIPE : KEVENT_SOCKET;
+}
+
+static void kevent_req(struct pairs *p, int i, uint32_t flags, struct ukevent *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->type = kevent_type(p);
+	e->id.raw_u64 = p->rd[i];
+	e->event = KEVENT_SOCKET_RECV;
+	e->req_flags = flags | KEVENT_REQ_ALWAYS_QUEUE;
+	e->user = i;
+}
+
+static void kevent_ctl_all(int q, unsigned int cmd, struct ukevent *b, int n)
+{
+	for (int i = 0; i < n; i += 1024) {
+		int k = n - i < 1024 ? n - i : 1024;
+
+		check(kevent_ctl(q, cmd, k, b + i) == 0, "kevent_ctl batch");
+	}
+}
+
+static long run_kevent(struct pairs *p, uint32_t flags, uint64_t ms)
+{
+	struct ukevent *b = calloc(p->n, sizeof(*b)), ev[BATCH], re[BATCH];
+	int q = kevent_init(0, 0);
+	long events = 0;
+	uint64_t end;
+
+	for (int i = 0; i < p->n; i++)
+		kevent_req(p, i, flags, &b[i]);
+	kevent_ctl_all(q, KEVENT_CTL_ADD, b, p->n);
+	end = now_ns() + ms * 1000000;
+	while (now_ns() < end) {
+		int n = kevent_get_events(q, 1, BATCH, ev, NULL), k = 0;
+
+		check(n > 0, "kevent_get_events");
+		for (int j = 0; j < n; j++) {
+			bounce(p, ev[j].user);
+			if (flags & (KEVENT_REQ_ONESHOT | KEVENT_REQ_DISPATCH))
+				kevent_req(p, ev[j].user, flags, &re[k++]);
+		}
+		if (k)
+			check(kevent_ctl(q, flags & KEVENT_REQ_ONESHOT ? KEVENT_CTL_ADD :
+					 KEVENT_CTL_MODIFY, k, re) == 0, "re-arm");
+		events += n;
+	}
+	close(q);
+	free(b);
+	return events;
+}
+
+static long run_kevent_ring(struct pairs *p, uint64_t ms)
+{
+	unsigned int size = 1, uidx = 0;
+
+	while (size < (unsigned int)p->n)
+		size <<= 1;
+	int q = kevent_init(size, 0);
+	size_t len = (KEVENT_RING_BYTES(size) + 4095) & ~4095ul;
+	struct kevent_ring *ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, q, 0);
+	struct ukevent *b = calloc(p->n, sizeof(*b));
+	long events = 0;
+	uint64_t end;
+
+	if (q < 0 || ring == MAP_FAILED)
+		die("ring");
+	for (int i = 0; i < p->n; i++)
+		kevent_req(p, i, KEVENT_REQ_ET, &b[i]);
+	kevent_ctl_all(q, KEVENT_CTL_ADD, b, p->n);
+	end = now_ns() + ms * 1000000;
+	while (now_ns() < end) {
+		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
+
+		if (kidx == uidx) {
+			check(kevent_wait(q, 0, uidx, NULL) >= 0, "kevent_wait");
+			continue;
+		}
+		while (uidx != kidx) {
+			bounce(p, ring->event[uidx & (size - 1)].user);
+			uidx++;
+			events++;
+		}
+		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+	}
+	munmap(ring, len);
+	close(q);
+	free(b);
+	return events;
+}
+
+static long run_epoll(struct pairs *p, uint32_t mode, uint64_t ms)
+{
+	struct epoll_event ev[BATCH];
+	int ep = epoll_create1(0);
+	long events = 0;
+	uint64_t end;
+
+	for (int i = 0; i < p->n; i++) {
+		struct epoll_event e = { .events = EPOLLIN | mode, .data.u32 = i };
+
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, p->rd[i], &e))
+			die("epoll_ctl");
+	}
+	end = now_ns() + ms * 1000000;
+	while (now_ns() < end) {
+		int n = epoll_wait(ep, ev, BATCH, -1);
+
+		check(n > 0, "epoll_wait");
+		for (int j = 0; j < n; j++) {
+			int i = ev[j].data.u32;
+
+			bounce(p, i);
+			if (mode & EPOLLONESHOT) {
+				struct epoll_event e = { .events = EPOLLIN | mode, .data.u32 = i };
+
+				if (epoll_ctl(ep, EPOLL_CTL_MOD, p->rd[i], &e))
+					die("EPOLL_CTL_MOD");
+			}
+		}
+		events += n;
+	}
+	close(ep);
+	return events;
+}
+
+static long run_uring(struct pairs *p, uint64_t ms)
+{
+	struct io_uring ring;
+	struct io_uring_cqe *cqes[BATCH];
+	long events = 0;
+	uint64_t end;
+
+	if (io_uring_queue_init(1024, &ring, 0) < 0)
+		die("io_uring_queue_init");
+	for (int i = 0; i < p->n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+		if (!sqe) {
+			io_uring_submit(&ring);
+			sqe = io_uring_get_sqe(&ring);
+		}
+		io_uring_prep_poll_multishot(sqe, p->rd[i], POLLIN);
+		io_uring_sqe_set_data64(sqe, i);
+	}
+	io_uring_submit(&ring);
+	end = now_ns() + ms * 1000000;
+	while (now_ns() < end) {
+		unsigned int n = io_uring_peek_batch_cqe(&ring, cqes, BATCH);
+
+		if (!n) {
+			struct io_uring_cqe *cqe;
+
+			check(io_uring_submit_and_wait(&ring, 1) >= 0, "io_uring wait");
+			check(io_uring_peek_cqe(&ring, &cqe) == 0, "io_uring cqe");
+			continue;
+		}
+		for (unsigned int j = 0; j < n; j++) {
+			int i = io_uring_cqe_get_data64(cqes[j]);
+
+			check(cqes[j]->res > 0, "io_uring poll result");
+			/* A multishot poll that stopped (overflow) must be re-armed. */
+			if (!(cqes[j]->flags & IORING_CQE_F_MORE)) {
+				struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+				io_uring_prep_poll_multishot(sqe, p->rd[i], POLLIN);
+				io_uring_sqe_set_data64(sqe, i);
+			}
+			bounce(p, i);
+		}
+		io_uring_cq_advance(&ring, n);
+		events += n;
+	}
+	io_uring_queue_exit(&ring);
+	return events;
+}
+
+int main(int argc, char **argv)
+{
+	int repeats = argc > 1 ? atoi(argv[1]) : 3, def[] = { 1, 64, 1024 }, *ns = def, count = 3;
+	uint64_t ms = argc > 2 ? atoi(argv[2]) : 500;
+	struct rlimit nofile = { 65536, 65536 };
+	static const char *kinds[] = { "unix", "pipe" };
+
+	setrlimit(RLIMIT_NOFILE, &nofile);
+	if (argc > 3) {
+		count = argc - 3;
+		ns = calloc(count, sizeof(int));
+		for (int i = 0; i < count; i++)
+			ns[i] = atoi(argv[i + 3]);
+	}
+	printf("ping-pong: %d repeats of %llu ms per mechanism; one byte in flight per pair\n",
+	       repeats, (unsigned long long)ms);
+	for (int rep = 0; rep < repeats; rep++) {
+		for (int k = 0; k < 2; k++) {
+			for (int c = 0; c < count; c++) {
+				static const struct { const char *name; int kind; uint32_t flags; } m[] = {
+					{ "kevent-LT", 0, 0 },
+					{ "kevent-ET", 0, KEVENT_REQ_ET },
+					{ "kevent-ONESHOT", 0, KEVENT_REQ_ONESHOT },
+					{ "kevent-DISPATCH", 0, KEVENT_REQ_DISPATCH },
+					{ "kevent-ring-ET", 1, 0 },
+					{ "epoll-LT", 2, 0 },
+					{ "epoll-ET", 2, EPOLLET },
+					{ "epoll-ONESHOT", 2, EPOLLONESHOT },
+					{ "io_uring-poll", 3, 0 },
+				};
+				char cs[32];
+
+				snprintf(cs, sizeof(cs), "%s-N=%d", kinds[k], ns[c]);
+				for (unsigned int j = 0; j < sizeof(m) / sizeof(m[0]); j++) {
+					struct pairs p;
+					uint64_t t0;
+					long events;
+
+					pairs_open(&p, ns[c], k);
+					t0 = now_ns();
+					switch (m[j].kind) {
+					case 0:
+						events = run_kevent(&p, m[j].flags, ms);
+						break;
+					case 1:
+						events = run_kevent_ring(&p, ms);
+						break;
+					case 2:
+						events = run_epoll(&p, m[j].flags, ms);
+						break;
+					default:
+						events = run_uring(&p, ms);
+					}
+					double secs = (now_ns() - t0) / 1e9;
+					long bounced = 0;
+
+					for (int i = 0; i < p.n; i++)
+						bounced += p.count[i];
+					pairs_close(&p);
+					check(bounced > 0 && bounced <= events, "events counted");
+					emit("pingpong", cs, m[j].name, "events_per_s", bounced / secs);
+				}
+			}
+		}
+	}
+	return 0;
+}

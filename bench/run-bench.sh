@@ -1,0 +1,11 @@
+#!/bin/sh
+# Runs inside the VM: every benchmark, back to back in one boot. The host
+# aggregates the BENCH lines (scripts/bench-report.py).
+cd /root
+rc=0
+for b in "harvest 5 200" "pingpong 3 500" "webserver 3 1000 32" "latency 3 300"; do
+	set -- $b
+	echo "=== benchmark: $*"
+	"./$1" $2 $3 $4 || { echo "=== benchmark $1 FAILED"; rc=1; }
+done
+exit $rc
