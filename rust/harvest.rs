@@ -8,11 +8,10 @@ use crate::{
         poll::WaitResult,
         task,
         uapi::{self, Ukevent, WaitArg},
-        user_gfp,
     },
     file_source,
     queue::Queue,
-    ready::InFlight,
+    ready::{InFlight, Ready},
     registration::Registration,
 };
 use kernel::{
@@ -26,8 +25,8 @@ use kernel::{
 /// Nanoseconds in a second.
 const NSEC_PER_SEC: i64 = 1_000_000_000;
 
-/// Events copied out per batch (one lock hold, one user copy).
-const BATCH: usize = 64;
+/// Events copied out per batch (one lock hold, one user copy; the batch lives on the stack).
+const BATCH: usize = 16;
 
 /// How long a harvester may sleep.
 #[derive(Clone, Copy)]
@@ -113,15 +112,19 @@ pub(crate) fn get_events(
     let min_nr = min_nr as usize;
     let max = max_nr as usize;
     let mut writer = UserSlice::new(buf, max * uapi::UKEVENT_SIZE).writer();
-    let mut batch = Batch::new(BATCH.min(max).max(1))?;
+    let mut batch = Batch::new();
     let mut relevel = List::<Registration>::new();
     let mut harvest = Harvest::default();
-    let kicks = queue.ready.lock().kicks();
+    // Fast path: when events are ready, the first batch is taken under this same lock hold.
+    let mut held = Some(queue.ready.lock());
+    let (kicks, mut ready_now) = match &held {
+        Some(ready) => (ready.kicks(), ready.pending() >= min_nr),
+        None => (0, false),
+    };
+    if !ready_now {
+        held = None;
+    }
     let result = loop {
-        let ready_now = {
-            let ready = queue.ready.lock();
-            ready.pending() >= min_nr || ready.kicks() != kicks
-        };
         let result = if ready_now {
             WaitResult::Ready
         } else {
@@ -131,14 +134,19 @@ pub(crate) fn get_events(
             })
         };
         while harvest.copied < max && !harvest.fault {
-            if !batch.fill(queue, max - harvest.copied) {
+            let filled = match held.take() {
+                Some(mut ready) => {
+                    batch.fill_from(&mut ready, max - harvest.copied, kicks, &mut harvest)
+                }
+                None => batch.fill(queue, max - harvest.copied, kicks, &mut harvest),
+            };
+            if !filled {
                 break;
             }
             batch.confirm(queue);
             batch.deliver(queue, &mut writer, &mut relevel, &mut harvest);
         }
-        let kicked = queue.ready.lock().kicks() != kicks;
-        if harvest.copied > 0 || harvest.fault || result != WaitResult::Ready || kicked {
+        if harvest.copied > 0 || harvest.fault || result != WaitResult::Ready || harvest.kicked {
             break result;
         }
         // Everything taken turned out not to be ready: wait again, unless the caller asked
@@ -146,6 +154,7 @@ pub(crate) fn get_events(
         if min_nr == 0 || matches!(wait, Wait::Poll) {
             break WaitResult::TimedOut;
         }
+        ready_now = false;
     };
     if !relevel.is_empty() {
         let mut ready = queue.ready.lock();
@@ -156,7 +165,9 @@ pub(crate) fn get_events(
     if harvest.requeued {
         queue.wake_waiters(1);
     }
-    reap(queue);
+    if harvest.oneshot {
+        reap(queue);
+    }
     if harvest.copied == 0 {
         if harvest.fault {
             return Err(EFAULT);
@@ -173,45 +184,61 @@ pub(crate) fn get_events(
 struct Harvest {
     copied: usize,
     fault: bool,
+    /// Something was queued again and may need another harvester.
     requeued: bool,
+    /// A `KEVENT_CTL_READY` with no entries arrived during the call.
+    kicked: bool,
+    /// A `ONESHOT` event was delivered: reap it.
+    oneshot: bool,
 }
 
-/// Events taken off the ready list together, copied to user space in one go.
+/// Events taken off the ready list together, copied to user space in one go. Lives on the
+/// stack: a harvest allocates nothing.
 struct Batch {
-    events: KVec<Ukevent>,
-    items: KVec<Option<InFlight>>,
+    events: [Ukevent; BATCH],
+    items: [Option<InFlight>; BATCH],
+    len: usize,
 }
 
 impl Batch {
-    fn new(size: usize) -> Result<Self> {
-        let mut events = KVec::new();
-        events.extend_with(size, Ukevent::default(), user_gfp())?;
-        let mut items = KVec::with_capacity(size, user_gfp())?;
-        for _ in 0..size {
-            items.push(None, user_gfp())?;
+    fn new() -> Self {
+        Self {
+            events: [Ukevent::default(); BATCH],
+            items: core::array::from_fn(|_| None),
+            len: 0,
         }
-        Ok(Self { events, items })
     }
 
     /// Takes up to `max` ready registrations; false if none was ready.
-    fn fill(&mut self, queue: &Queue, max: usize) -> bool {
-        let mut ready = queue.ready.lock();
-        let mut taken = 0;
-        while taken < self.events.len() && taken < max {
+    fn fill(&mut self, queue: &Queue, max: usize, kicks: u64, harvest: &mut Harvest) -> bool {
+        self.fill_from(&mut queue.ready.lock(), max, kicks, harvest)
+    }
+
+    /// [`Batch::fill`] with the ready lock already held.
+    fn fill_from(
+        &mut self,
+        ready: &mut Ready,
+        max: usize,
+        kicks: u64,
+        harvest: &mut Harvest,
+    ) -> bool {
+        harvest.kicked = ready.kicks() != kicks;
+        self.len = 0;
+        while self.len < BATCH && self.len < max {
             let Some((item, event)) = ready.take() else {
                 break;
             };
-            self.events[taken] = event;
-            self.items[taken] = Some(item);
-            taken += 1;
+            self.events[self.len] = event;
+            self.items[self.len] = Some(item);
+            self.len += 1;
         }
-        taken > 0
+        self.len > 0
     }
 
     /// Confirms the file events of the batch with `->poll`; drops those no longer ready.
     fn confirm(&mut self, queue: &Queue) {
-        if !self
-            .items
+        let items = &mut self.items[..self.len];
+        if !items
             .iter()
             .flatten()
             .any(|item| item.file_source().is_some())
@@ -219,15 +246,21 @@ impl Batch {
             return;
         }
         let regs = queue.registrations.lock();
-        for i in 0..self.items.len() {
-            let Some(item) = &self.items[i] else {
+        let mut live = [false; BATCH];
+        {
+            let ready = queue.ready.lock();
+            for (i, item) in items.iter().enumerate() {
+                live[i] = item
+                    .as_ref()
+                    .is_some_and(|item| !item.state.access(&ready).detached);
+            }
+        }
+        let mut dropped = false;
+        for (i, slot) in items.iter_mut().enumerate() {
+            let Some(fs) = slot.as_ref().and_then(|item| item.file_source()) else {
                 continue;
             };
-            let Some(fs) = item.file_source() else {
-                continue;
-            };
-            let live = !item.state.access(&queue.ready.lock()).detached;
-            let report = if live {
+            let report = if live[i] {
                 file_source::confirm(&regs, fs, self.events[i].event)
             } else {
                 None
@@ -238,8 +271,22 @@ impl Batch {
                     self.events[i].ret_data = data;
                 }
                 None => {
-                    if let Some(item) = self.items[i].take() {
-                        queue.ready.lock().dismiss(item);
+                    live[i] = false;
+                    dropped = true;
+                }
+            }
+        }
+        drop(regs);
+        if dropped {
+            let mut ready = queue.ready.lock();
+            for (i, slot) in items.iter_mut().enumerate() {
+                if !live[i]
+                    && slot
+                        .as_ref()
+                        .is_some_and(|item| item.file_source().is_some())
+                {
+                    if let Some(item) = slot.take() {
+                        ready.dismiss(item);
                     }
                 }
             }
@@ -257,7 +304,7 @@ impl Batch {
     ) {
         // Compact: events of dropped registrations are not copied.
         let mut n = 0;
-        for i in 0..self.items.len() {
+        for i in 0..self.len {
             if self.items[i].is_some() {
                 self.events.swap(n, i);
                 self.items.swap(n, i);
@@ -277,6 +324,7 @@ impl Batch {
                 let Some(item) = self.items[i].take() else {
                     continue;
                 };
+                harvest.oneshot |= self.events[i].req_flags & uapi::REQ_ONESHOT != 0;
                 if is_level_file(&item, &self.events[i]) {
                     relevel.push_back(item);
                 } else {

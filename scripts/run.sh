@@ -15,7 +15,7 @@ kb=$("$KEVENT_TOP/scripts/build-kernel.sh")
 "$KEVENT_TOP/scripts/build-user.sh" "$kb" examples bench
 if [ "$what" = bench ]; then
 	cmd=./run-bench.sh
-	log "running the benchmarks in the VM (about 5 minutes)"
+	log "running the benchmarks in the VM (about 5 minutes; results stream below)"
 else
 	cmd=./run-examples.sh
 	log "running the examples, then the benchmarks, in the VM (about 6 minutes)"
@@ -27,7 +27,7 @@ rc=0
 	--files "$KEVENT_TOP/out/examples/* $KEVENT_TOP/out/bench/*" -- "$cmd" || rc=$?
 if grep -q '^BENCH ' "$vmlog"; then
 	log "benchmark results (kevent ÷ epoll, kevent ÷ io_uring; medians of one run)"
-	python3 "$KEVENT_TOP/scripts/bench-report.py" "$vmlog" "$KEVENT_TOP/out/results"
+	/usr/bin/python3 "$KEVENT_TOP/scripts/bench-report.py" "$vmlog" "$KEVENT_TOP/out/results"
 fi
 log "finished in $(( $(date +%s) - start )) s"
 exit $rc

@@ -7,7 +7,11 @@
 
 use super::{poll::PollTable, shared_pages::Vma, slot::Slot, uapi, AssertSync};
 use crate::queue::Queue;
-use core::{mem::MaybeUninit, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    mem::{ManuallyDrop, MaybeUninit},
+    ptr::NonNull,
+};
 use kernel::{
     bindings, c_str,
     error::{code::*, from_err_ptr},
@@ -78,6 +82,13 @@ impl File {
         }
     }
 
+    /// Whether this is a kevent queue file.
+    fn is_queue_file(&self) -> bool {
+        // SAFETY: The file is alive (type invariant); `f_op` never changes after opening.
+        let f_op = unsafe { (*self.as_ptr()).f_op };
+        core::ptr::eq(f_op, &QUEUE_FOPS.0)
+    }
+
     /// Returns the queue behind this file if it is a kevent queue file.
     pub(crate) fn queue(&self) -> Option<Arc<Queue>> {
         // SAFETY: The file is valid (type invariant); `f_op` is set before the file is published
@@ -95,24 +106,39 @@ impl File {
     }
 }
 
-/// A counted reference to an open file, taken by descriptor.
+/// An open file taken by descriptor for the duration of a system call (`fdget()`).
+///
+/// Like `fdget()` itself, it takes no reference when the descriptor table is not shared (the
+/// file cannot be closed while the calling thread is in the system call) and one otherwise.
 ///
 /// # Invariants
 ///
-/// `ptr` points to a file on which this object owns one reference.
+/// `word` is a non-empty `struct fd` returned by `fdget()` on this thread: its file stays alive
+/// until `Drop` calls `fdput()`. The type is neither `Send` nor `Sync`, since a borrowed
+/// descriptor is only safe on the thread that took it.
 pub(crate) struct FileRef {
-    ptr: NonNull<bindings::file>,
+    word: usize,
+    _not_send: PhantomData<*mut ()>,
 }
 
+/// `FDPUT_FPUT`: the `struct fd` holds a reference.
+const FDPUT_FPUT: usize = 1;
+/// The flag bits of a `struct fd`.
+const FDPUT_FLAGS: usize = 3;
+
 impl FileRef {
-    /// Takes a reference to the file open as `fd` in the current process.
+    /// Takes the file open as `fd` in the current process.
     pub(crate) fn fget(fd: i32) -> Result<Self> {
         let fd = u32::try_from(fd).map_err(|_| EBADF)?;
-        // SAFETY: `fget` may be called with any descriptor number.
-        let ptr = unsafe { bindings::fget(fd) };
-        // INVARIANT: A non-null result carries a reference for us.
+        // SAFETY: `fdget` may be called with any descriptor number.
+        let f = unsafe { bindings::fdget(fd) };
+        if f.word == 0 {
+            return Err(EBADF);
+        }
+        // INVARIANT: A non-empty result from `fdget`, on this thread.
         Ok(Self {
-            ptr: NonNull::new(ptr).ok_or(EBADF)?,
+            word: f.word,
+            _not_send: PhantomData,
         })
     }
 }
@@ -121,15 +147,17 @@ impl core::ops::Deref for FileRef {
     type Target = File;
 
     fn deref(&self) -> &File {
-        // SAFETY: We own a reference, so the file is valid while `self` lives (type invariant).
-        unsafe { File::from_raw(self.ptr.as_ptr()) }
+        // SAFETY: The file stays alive while `self` lives (type invariant).
+        unsafe { File::from_raw((self.word & !FDPUT_FLAGS) as *const bindings::file) }
     }
 }
 
 impl Drop for FileRef {
     fn drop(&mut self) {
-        // SAFETY: We own one reference (type invariant) and give it back.
-        unsafe { bindings::fput(self.ptr.as_ptr()) };
+        if self.word & FDPUT_FPUT != 0 {
+            // SAFETY: `fdget` took a reference (type invariant), given back here (`fdput`).
+            unsafe { bindings::fput((self.word & !FDPUT_FLAGS) as *mut bindings::file) };
+        }
     }
 }
 
@@ -175,11 +203,16 @@ impl WatchedFile {
     }
 }
 
-/// A queue used by a system call, with a reference to its file so that the queue cannot be
-/// released during the call.
+/// A queue used by a system call, taken with its file so that the queue cannot be released
+/// during the call.
+///
+/// # Invariants
+///
+/// `queue` is the file's own reference (`private_data`), borrowed without a count: it is never
+/// dropped, and stays valid because `file` keeps the file open.
 pub(crate) struct QueueRef {
     file: FileRef,
-    queue: Arc<Queue>,
+    queue: ManuallyDrop<Arc<Queue>>,
 }
 
 impl QueueRef {
@@ -200,7 +233,17 @@ impl core::ops::Deref for QueueRef {
 /// Returns the queue open as `fd`: `EBADF` if `fd` is not open, `EINVAL` if it is not a queue.
 pub(crate) fn queue_from_fd(fd: i32) -> Result<QueueRef> {
     let file = FileRef::fget(fd)?;
-    let queue = file.queue().ok_or(EINVAL)?;
+    if !file.is_queue_file() {
+        return Err(EINVAL);
+    }
+    // SAFETY: A queue file's `private_data` holds an `Arc<Queue>` from `into_foreign`
+    // (`install_queue()`), set before the file was published. Rebuilding the `Arc` inside
+    // `ManuallyDrop` borrows that reference without a count: it is never dropped here, and the
+    // file, held by `file`, keeps it alive until `queue_release()` takes it back.
+    let queue = ManuallyDrop::new(unsafe {
+        <Arc<Queue> as ForeignOwnable>::from_foreign((*file.as_ptr()).private_data)
+    });
+    // INVARIANT: See above.
     Ok(QueueRef { file, queue })
 }
 
