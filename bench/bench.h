@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static inline uint64_t now_ns(void)
@@ -65,6 +66,30 @@ static inline double percentile(uint64_t *v, size_t n, double p)
 	qsort(v, n, sizeof(*v), cmp_u64);
 	i = (size_t)(p / 100.0 * (n - 1) + 0.5);
 	return v[i < n ? i : n - 1];
+}
+
+/* Room for many descriptors (one per source). */
+static inline void raise_nofile(void)
+{
+	struct rlimit nofile = { 65536, 65536 };
+
+	setrlimit(RLIMIT_NOFILE, &nofile);
+}
+
+/* The integers argv[first..argc), or @def when there are none; sets *count. */
+static inline int *int_args(int argc, char **argv, int first, int *def, int ndef, int *count)
+{
+	int *v;
+
+	if (argc <= first) {
+		*count = ndef;
+		return def;
+	}
+	*count = argc - first;
+	v = calloc(*count, sizeof(int));
+	for (int i = 0; i < *count; i++)
+		v[i] = atoi(argv[first + i]);
+	return v;
 }
 
 #endif

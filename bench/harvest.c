@@ -141,6 +141,16 @@ static struct result bench_ring(int n, int rounds)
 	return r;
 }
 
+/* Makes every eventfd readable. */
+static void signal_all(int *efd, int n)
+{
+	uint64_t one = 1;
+
+	for (int i = 0; i < n; i++)
+		if (write(efd[i], &one, sizeof(one)) != sizeof(one))
+			die("write");
+}
+
 static struct result bench_epoll(int n, int rounds, int et)
 {
 	int ep = epoll_create1(0), *efd = calloc(n, sizeof(int));
@@ -159,9 +169,7 @@ static struct result bench_epoll(int n, int rounds, int et)
 		uint64_t t0 = now_ns(), t1;
 		int got = 0;
 
-		for (int i = 0; i < n; i++)
-			if (write(efd[i], &one, sizeof(one)) != sizeof(one))
-				die("write");
+		signal_all(efd, n);
 		t1 = now_ns();
 		while (got < n) {
 			int k = epoll_wait(ep, out, n - got, 0);
@@ -178,7 +186,6 @@ static struct result bench_epoll(int n, int rounds, int et)
 		for (int i = 0; !et && i < n; i++)
 			if (read(efd[i], &one, sizeof(one)) != sizeof(one))
 				die("read");
-		one = 1;
 	}
 	for (int i = 0; i < n; i++)
 		close(efd[i]);
@@ -214,9 +221,7 @@ static struct result bench_uring(int n, int rounds)
 		uint64_t t0 = now_ns(), t1;
 		int got = 0;
 
-		for (int i = 0; i < n; i++)
-			if (write(efd[i], &one, sizeof(one)) != sizeof(one))
-				die("write");
+		signal_all(efd, n);
 		t1 = now_ns();
 		while (got < n) {
 			unsigned int k = io_uring_peek_batch_cqe(&ring, cqes, n - got);
@@ -238,7 +243,6 @@ static struct result bench_uring(int n, int rounds)
 		for (int i = 0; i < n; i++)
 			if (read(efd[i], &one, sizeof(one)) != sizeof(one))
 				die("read");
-		one = 1;
 	}
 	io_uring_queue_exit(&ring);
 	for (int i = 0; i < n; i++)
@@ -260,17 +264,9 @@ static void report(const char *mech, int n, long events, struct result r)
 int main(int argc, char **argv)
 {
 	int repeats = argc > 1 ? atoi(argv[1]) : 5, rounds = argc > 2 ? atoi(argv[2]) : 200;
-	int def[] = { 1, 16, 256, 4096 }, *ns = def, count = 4;
-	struct rlimit nofile = { 65536, 65536 };
+	int def[] = { 1, 16, 256, 4096 }, count, *ns = int_args(argc, argv, 3, def, 4, &count);
 
-	/* Room for one eventfd per source. */
-	setrlimit(RLIMIT_NOFILE, &nofile);
-	if (argc > 3) {
-		count = argc - 3;
-		ns = calloc(count, sizeof(int));
-		for (int i = 0; i < count; i++)
-			ns[i] = atoi(argv[i + 3]);
-	}
+	raise_nofile();
 	printf("harvest cost: %d repeats of %d iterations (fewer for N=4096); producing events is not timed\n",
 	       repeats, rounds);
 	for (int rep = 0; rep < repeats; rep++) {

@@ -273,18 +273,12 @@ static long run_uring(struct pairs *p, uint64_t ms)
 
 int main(int argc, char **argv)
 {
-	int repeats = argc > 1 ? atoi(argv[1]) : 3, def[] = { 1, 64, 1024 }, *ns = def, count = 3;
+	int repeats = argc > 1 ? atoi(argv[1]) : 3, def[] = { 1, 64, 1024 }, count;
+	int *ns = int_args(argc, argv, 3, def, 3, &count);
 	uint64_t ms = argc > 2 ? atoi(argv[2]) : 500;
-	struct rlimit nofile = { 65536, 65536 };
 	static const char *kinds[] = { "unix", "pipe" };
 
-	setrlimit(RLIMIT_NOFILE, &nofile);
-	if (argc > 3) {
-		count = argc - 3;
-		ns = calloc(count, sizeof(int));
-		for (int i = 0; i < count; i++)
-			ns[i] = atoi(argv[i + 3]);
-	}
+	raise_nofile();
 	printf("ping-pong: %d repeats of %llu ms per mechanism; one byte in flight per pair\n",
 	       repeats, (unsigned long long)ms);
 	for (int rep = 0; rep < repeats; rep++) {

@@ -274,9 +274,7 @@ int main(int argc, char **argv)
 	static const char *backends[] = { "kevent", "epoll", "io_uring" };
 	static const char *modes[] = { "keepalive", "close" };
 	void (*servers[])(int) = { server_kevent, server_epoll, server_uring };
-	struct rlimit nofile = { 65536, 65536 };
-
-	setrlimit(RLIMIT_NOFILE, &nofile);
+	raise_nofile();
 	printf("webserver: %d repeats of %llu ms, %d client connections, loopback\n", repeats,
 	       (unsigned long long)ms, conns);
 	for (int rep = 0; rep < repeats; rep++) {
