@@ -186,7 +186,7 @@ pub(crate) fn confirm(_regs: &Registrations, fs: &FileSource, event: u32) -> Opt
     evaluate(fs.kind, event, poll_now(file), Sock::of_file(file))
 }
 
-/// Applies a notification's report to a registration; false if it does not concern it.
+/// Applies a notification's poll mask to a registration; ignored if it does not concern it.
 fn notify(reg: ArcBorrow<'_, Registration>, revents: u32, sock: Option<&Sock>) {
     let Some(fs) = reg.file_source() else {
         return;
