@@ -9,7 +9,7 @@
 
 use crate::{
     compat::{
-        file::FileRef,
+        file::{File, FileRef},
         uapi::{self, Ukevent},
         user_gfp,
     },
@@ -30,7 +30,7 @@ use kernel::{
 const NSEC_PER_SEC: u32 = 1_000_000_000;
 
 /// What happened to one entry.
-enum Outcome {
+pub(crate) enum Outcome {
     /// Done, nothing to report.
     Quiet,
     /// Report it as complete (ready at ADD), with the result of a file event.
@@ -152,10 +152,19 @@ fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
 
 fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome> {
     let (source, file) = source_of(queue, req)?;
-    let key = Key {
-        type_: req.type_,
-        id: req.id,
-    };
+    register(queue, regs, req, source, file.as_deref())
+}
+
+/// Creates, arms and inserts the registration that `req` asks for, watching `source` (whose
+/// file, for file types, is `file`). Used by ADD and by `timer_create()`.
+pub(crate) fn register(
+    queue: &Arc<Queue>,
+    regs: &mut Registrations,
+    req: &Ukevent,
+    source: Source,
+    file: Option<&File>,
+) -> Result<Outcome> {
+    let key = Key::of(req);
     if let Some(existing) = regs.tree.get(&key) {
         if !existing.state.access(&queue.ready.lock()).detached {
             return Err(EEXIST);
@@ -175,15 +184,8 @@ fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Resul
             return Err(e);
         }
     };
-    let armed = match &file {
-        Some(file) => file_source::arm(&reg, file),
-        None if matches!(reg.source, Source::Signal { .. }) => {
-            signal_source::arm(&reg).map(|_| None)
-        }
-        None => Ok(None),
-    };
-    let node =
-        armed.and_then(|initial| Ok((initial, RBTreeNode::new(key, reg.clone(), user_gfp())?)));
+    let node = Registration::arm(&reg, file)
+        .and_then(|initial| Ok((initial, RBTreeNode::new(key, reg.clone(), user_gfp())?)));
     let (initial, node) = match node {
         Ok((Some(report), _)) if !always => {
             // Ready at ADD and not to be kept (the 2006 semantics).
@@ -203,7 +205,6 @@ fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Resul
         queue.user.uncharge(1);
         old.to_key_value().1.disarm();
     }
-    reg.arm_timer();
     if ready_now {
         Registration::fire(reg.as_arc_borrow(), |st| {
             st.ret_data[0] = st.ret_data[0].saturating_add(1);
@@ -217,28 +218,22 @@ fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Resul
             true
         });
     }
-    drop(file);
     Ok(Outcome::Quiet)
 }
 
 /// Undoes a registration that was not kept.
 fn discard(queue: &Queue, reg: &Registration) {
-    reg.disarm();
-    queue.ready.lock().detach(reg);
+    queue.retire(reg);
     queue.user.uncharge(1);
 }
 
 fn remove(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
-    let key = Key {
-        type_: req.type_,
-        id: req.id,
-    };
+    let key = Key::of(req);
     let Some(reg) = regs.tree.remove(&key) else {
         return Outcome::Failed(ENOENT);
     };
     let was_live = !reg.state.access(&queue.ready.lock()).detached;
-    reg.disarm();
-    queue.ready.lock().detach(&reg);
+    queue.retire(&reg);
     queue.user.uncharge(1);
     if was_live {
         Outcome::Quiet
@@ -248,10 +243,7 @@ fn remove(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcom
 }
 
 fn modify(queue: &Arc<Queue>, regs: &Registrations, req: &Ukevent) -> Outcome {
-    let key = Key {
-        type_: req.type_,
-        id: req.id,
-    };
+    let key = Key::of(req);
     if req.req_flags & !uapi::REQ_MASK != 0 {
         return Outcome::Failed(EINVAL);
     }
@@ -287,10 +279,7 @@ fn modify(queue: &Arc<Queue>, regs: &Registrations, req: &Ukevent) -> Outcome {
 }
 
 fn make_ready(regs: &Registrations, req: &Ukevent) -> Outcome {
-    let key = Key {
-        type_: req.type_,
-        id: req.id,
-    };
+    let key = Key::of(req);
     let Some(reg) = regs.tree.get(&key) else {
         return Outcome::Failed(ENOENT);
     };

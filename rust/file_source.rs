@@ -24,7 +24,7 @@ use crate::{
     },
     queue::{Queue, Registrations},
     registration::{Registration, Source},
-    storage::{self, Watchers, ON_INODE, ON_SOURCE},
+    storage::{self, Watchers, ON_SOURCE},
 };
 use kernel::{
     error::code::*,
@@ -97,22 +97,8 @@ pub(crate) fn source_of(queue: &Arc<Queue>, req: &Ukevent, file: &File) -> Resul
 
 /// Starts watching: attaches the registration to the file's storage and, for poll and pipes,
 /// puts it on the file's wait queues. Returns the initial readiness.
-pub(crate) fn arm(reg: &Arc<Registration>, file: &File) -> Result<Option<Report>> {
-    let Some(fs) = reg.file_source() else {
-        return Err(EINVAL);
-    };
-    storage::with_lock(|locked| -> Result {
-        Watchers::<ON_INODE>::attach(locked, &fs.inode, reg)?;
-        if let Some(sock) = &fs.sock {
-            if let Err(e) = Watchers::<ON_SOURCE>::attach(locked, sock, reg) {
-                Watchers::<ON_INODE>::detach(locked, &fs.inode, reg);
-                return Err(e);
-            }
-        }
-        reg.attached
-            .store(true, core::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    })??;
+pub(crate) fn arm(reg: &Arc<Registration>, fs: &FileSource, file: &File) -> Result<Option<Report>> {
+    storage::attach(reg)?;
     let event = reg.state_event();
     let revents = match fs.kind {
         FileKind::Socket => poll_now(file),
@@ -221,20 +207,7 @@ pub(crate) fn sock_event(sk: &Sock, watchers: &Watchers<ON_SOURCE>, what: u32) {
 
 /// The last reference to `file` is going away: remove every registration watching it.
 pub(crate) fn file_release(file: &File) {
-    let taken = storage::with_lock(|locked| {
-        let taken = Watchers::<ON_INODE>::take_if(locked, &file.inode_slot(), |reg| {
-            reg.file_source().is_some_and(|fs| fs.file.is(file))
-        });
-        for reg in taken.iter() {
-            if let Some(sock) = reg.file_source().and_then(|fs| fs.sock.as_ref()) {
-                Watchers::<ON_SOURCE>::detach(locked, sock, &reg);
-            }
-            reg.attached
-                .store(false, core::sync::atomic::Ordering::Relaxed);
-        }
-        taken
-    });
-    if let Ok(taken) = taken {
+    if let Ok(taken) = storage::take_file(file) {
         storage::forget_all(taken);
     }
 }

@@ -116,16 +116,11 @@ pub(crate) fn get_events(
     let mut relevel = List::<Registration>::new();
     let mut harvest = Harvest::default();
     // Fast path: when events are ready, the first batch is taken under this same lock hold.
-    let mut held = Some(queue.ready.lock());
-    let (kicks, mut ready_now) = match &held {
-        Some(ready) => (ready.kicks(), ready.pending() >= min_nr),
-        None => (0, false),
-    };
-    if !ready_now {
-        held = None;
-    }
+    let ready = queue.ready.lock();
+    let kicks = ready.kicks();
+    let mut held = (ready.pending() >= min_nr).then_some(ready);
     let result = loop {
-        let result = if ready_now {
+        let result = if held.is_some() {
             WaitResult::Ready
         } else {
             wait.run(queue, || {
@@ -154,7 +149,6 @@ pub(crate) fn get_events(
         if min_nr == 0 || matches!(wait, Wait::Poll) {
             break WaitResult::TimedOut;
         }
-        ready_now = false;
     };
     if !relevel.is_empty() {
         let mut ready = queue.ready.lock();
@@ -246,48 +240,39 @@ impl Batch {
             return;
         }
         let regs = queue.registrations.lock();
-        let mut live = [false; BATCH];
+        let mut detached = [false; BATCH];
         {
             let ready = queue.ready.lock();
             for (i, item) in items.iter().enumerate() {
-                live[i] = item
+                detached[i] = item
                     .as_ref()
-                    .is_some_and(|item| !item.state.access(&ready).detached);
+                    .is_some_and(|item| item.state.access(&ready).detached);
             }
         }
-        let mut dropped = false;
-        for (i, slot) in items.iter_mut().enumerate() {
-            let Some(fs) = slot.as_ref().and_then(|item| item.file_source()) else {
+        let mut dropped = [false; BATCH];
+        for (i, item) in items.iter().enumerate() {
+            let Some(fs) = item.as_ref().and_then(|item| item.file_source()) else {
                 continue;
             };
-            let report = if live[i] {
-                file_source::confirm(&regs, fs, self.events[i].event)
-            } else {
+            let report = if detached[i] {
                 None
+            } else {
+                file_source::confirm(&regs, fs, self.events[i].event)
             };
             match report {
                 Some((flags, data)) => {
                     self.events[i].ret_flags = flags;
                     self.events[i].ret_data = data;
                 }
-                None => {
-                    live[i] = false;
-                    dropped = true;
-                }
+                None => dropped[i] = true,
             }
         }
         drop(regs);
-        if dropped {
+        if dropped.contains(&true) {
             let mut ready = queue.ready.lock();
             for (i, slot) in items.iter_mut().enumerate() {
-                if !live[i]
-                    && slot
-                        .as_ref()
-                        .is_some_and(|item| item.file_source().is_some())
-                {
-                    if let Some(item) = slot.take() {
-                        ready.dismiss(item);
-                    }
+                if let Some(item) = slot.take_if(|_| dropped[i]) {
+                    ready.dismiss(item);
                 }
             }
         }

@@ -10,23 +10,20 @@
 //! timer, which then expires silently.
 
 use crate::{
-    compat::{file::queue_from_fd, posix_timer::PosixTimer, uapi, uapi::Ukevent, user_gfp},
-    registration::{Key, Registration, Source},
+    compat::{file::queue_from_fd, posix_timer::PosixTimer, uapi, uapi::Ukevent},
+    ctl::{self, Outcome},
+    registration::{Registration, Source},
     storage,
 };
 use core::sync::atomic::Ordering;
-use kernel::{error::code::*, prelude::*, rbtree::RBTreeNode, sync::ArcBorrow};
+use kernel::{error::code::*, prelude::*, sync::ArcBorrow};
 
 /// `timer_create()` with `SIGEV_KEVENT` on queue `kfd`.
 pub(crate) fn create(timer: &PosixTimer, kfd: i32) -> Result {
     let queue = queue_from_fd(kfd)?;
-    let key = Key {
-        type_: uapi::TYPE_POSIX_TIMER,
-        id: u64::from(timer.id() as u32),
-    };
     let req = Ukevent {
-        id: key.id,
-        type_: key.type_,
+        id: u64::from(timer.id() as u32),
+        type_: uapi::TYPE_POSIX_TIMER,
         event: uapi::POSIX_TIMER_FIRED,
         user: timer.cookie(),
         ..Ukevent::default()
@@ -35,32 +32,13 @@ pub(crate) fn create(timer: &PosixTimer, kfd: i32) -> Result {
     if regs.dead {
         return Err(EBADF);
     }
-    if regs.tree.get(&key).is_some() {
-        return Err(EEXIST);
-    }
-    queue.user.charge(1)?;
-    let created = Registration::with_key(
-        &queue,
-        key,
-        &req,
-        Source::PosixTimer {
-            timer: timer.slot(),
-        },
-    )
-    .and_then(|reg| Ok((reg.clone(), RBTreeNode::new(key, reg, user_gfp())?)));
-    let (reg, node) = match created {
-        Ok(created) => created,
-        Err(e) => {
-            queue.user.uncharge(1);
-            return Err(e);
-        }
+    let source = Source::PosixTimer {
+        timer: timer.slot(),
     };
-    regs.tree.insert(node);
-    storage::with_lock(|_| {
-        timer.slot().store_arc(reg.clone());
-        reg.attached.store(true, Ordering::Relaxed);
-    })?;
-    Ok(())
+    match ctl::register(&queue, &mut regs, &req, source, None)? {
+        Outcome::Failed(e) => Err(e),
+        Outcome::Quiet | Outcome::Done(_) => Ok(()),
+    }
 }
 
 /// The timer expired.

@@ -130,6 +130,12 @@ impl Queue {
             self.user.uncharge(1);
         }
         // Still under the lock: a harvester confirming a file event sees it detached.
+        self.retire(reg);
+    }
+
+    /// Stops `reg`'s source and takes it off the ready list for good. Called in process
+    /// context without the ready lock.
+    pub(crate) fn retire(&self, reg: &Registration) {
         reg.disarm();
         self.ready.lock().detach(reg);
     }

@@ -4,19 +4,21 @@
 
 use crate::{
     compat::{
+        file::File,
         hrtimer::{impl_has_hr_timer, HrTimer, HrTimerCallback},
         poll::{PollEntries, PollWaiter},
         slot::Slot,
         uapi::Ukevent,
         user_gfp,
     },
-    file_source::FileSource,
+    file_source::{self, FileSource, Report},
     queue::Queue,
     ready::Ready,
     storage,
 };
 use core::sync::atomic::AtomicBool;
 use kernel::{
+    error::code::*,
     list::{
         impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, ListLinks,
         TryNewListArc,
@@ -33,6 +35,16 @@ pub(crate) struct Key {
     pub(crate) type_: u32,
     /// `id.raw_u64`.
     pub(crate) id: u64,
+}
+
+impl Key {
+    /// The key a request names.
+    pub(crate) fn of(req: &Ukevent) -> Self {
+        Self {
+            type_: req.type_,
+            id: req.id,
+        }
+    }
 }
 
 /// What a registration watches.
@@ -171,24 +183,6 @@ impl_has_hr_timer!(Registration, timer);
 impl Registration {
     /// Creates a registration for `req` on `queue`; `source` was validated by the caller.
     pub(crate) fn new(queue: &Arc<Queue>, req: &Ukevent, source: Source) -> Result<Arc<Self>> {
-        Self::with_key(
-            queue,
-            Key {
-                type_: req.type_,
-                id: req.id,
-            },
-            req,
-            source,
-        )
-    }
-
-    /// Creates a registration with an explicit key (POSIX timers get theirs from the kernel).
-    pub(crate) fn with_key(
-        queue: &Arc<Queue>,
-        key: Key,
-        req: &Ukevent,
-        source: Source,
-    ) -> Result<Arc<Self>> {
         let state = State {
             event: req.event,
             req_flags: req.req_flags,
@@ -204,7 +198,7 @@ impl Registration {
         };
         Arc::pin_init(
             pin_init!(Self {
-                key,
+                key: Key::of(req),
                 source,
                 queue: queue.clone(),
                 state: LockedBy::new(&queue.ready, state),
@@ -222,10 +216,20 @@ impl Registration {
         )
     }
 
-    /// Starts a timer source. Other sources are armed by their modules.
-    pub(crate) fn arm_timer(&self) {
-        if let Source::Timer { interval_ns, .. } = self.source {
-            self.timer.start(interval_ns);
+    /// Starts watching the source: starts the timer, or attaches to the watched object (and
+    /// polls `file`, which a file source needs). Returns the readiness of a file that is ready
+    /// at once. On error, `disarm` undoes what was done.
+    pub(crate) fn arm(this: &Arc<Self>, file: Option<&File>) -> Result<Option<Report>> {
+        match &this.source {
+            Source::Timer { interval_ns, .. } => {
+                this.timer.start(*interval_ns);
+                Ok(None)
+            }
+            Source::File(fs) => file_source::arm(this, fs, file.ok_or(EINVAL)?),
+            Source::Signal { .. } | Source::PosixTimer { .. } => {
+                storage::attach(this).map(|()| None)
+            }
+            Source::User => Ok(None),
         }
     }
 
@@ -309,6 +313,6 @@ impl HrTimerCallback for Registration {
 
 impl PollWaiter for Registration {
     fn woken(this: ArcBorrow<'_, Self>, key: u32) {
-        crate::file_source::woken(this, key);
+        file_source::woken(this, key);
     }
 }

@@ -18,8 +18,7 @@ use crate::{
     registration::{Registration, Source},
     storage::{self, Watchers, ON_SOURCE},
 };
-use core::sync::atomic::Ordering;
-use kernel::{error::code::*, prelude::*, sync::Arc};
+use kernel::{error::code::*, prelude::*};
 
 /// Checks an ADD of `KEVENT_SIGNAL` and returns its source.
 pub(crate) fn source_of(req: &Ukevent) -> Result<Source> {
@@ -33,18 +32,6 @@ pub(crate) fn source_of(req: &Ukevent) -> Result<Source> {
         nomask,
         process: signal::current_signal_slot(),
     })
-}
-
-/// Attaches a signal registration to the current process.
-pub(crate) fn arm(reg: &Arc<Registration>) -> Result {
-    let Source::Signal { process, .. } = &reg.source else {
-        return Err(EINVAL);
-    };
-    storage::with_lock(|locked| {
-        Watchers::<ON_SOURCE>::attach(locked, process, reg)?;
-        reg.attached.store(true, Ordering::Relaxed);
-        Ok(())
-    })?
 }
 
 /// The signal hook. Returns true to consume the signal.
@@ -76,14 +63,7 @@ pub(crate) fn task_exit(task: &Task, group_dead: bool) {
     if slot.load::<Watchers<ON_SOURCE>>().is_null() {
         return;
     }
-    let taken = storage::with_lock(|locked| {
-        let taken = Watchers::<ON_SOURCE>::take_if(locked, &slot, |_| true);
-        for reg in taken.iter() {
-            reg.attached.store(false, Ordering::Relaxed);
-        }
-        taken
-    });
-    if let Ok(taken) = taken {
+    if let Ok(taken) = storage::take_process(&slot) {
         storage::forget_all(taken);
     }
 }

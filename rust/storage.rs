@@ -13,6 +13,7 @@
 
 use crate::{
     compat::{
+        file::File,
         global::ModuleGlobal,
         lock::{new_spinlock_irq, SpinLockIrq},
         rcu::{self, HasRcuHead, RcuHead},
@@ -186,7 +187,57 @@ where
     }
 }
 
-/// Removes registrations taken off a dying object's storage (`take_if`) from their queues.
+/// Attaches `reg` to the storage of the object its source watches: the file's inode (and the
+/// socket), the registering process, or the POSIX timer (whose slot then holds a reference).
+pub(crate) fn attach(reg: &Arc<Registration>) -> Result {
+    with_lock(|locked| {
+        match &reg.source {
+            Source::File(fs) => {
+                Watchers::<ON_INODE>::attach(locked, &fs.inode, reg)?;
+                if let Some(sock) = &fs.sock {
+                    if let Err(e) = Watchers::<ON_SOURCE>::attach(locked, sock, reg) {
+                        Watchers::<ON_INODE>::detach(locked, &fs.inode, reg);
+                        return Err(e);
+                    }
+                }
+            }
+            Source::Signal { process, .. } => Watchers::<ON_SOURCE>::attach(locked, process, reg)?,
+            Source::PosixTimer { timer } => timer.store_arc(reg.clone()),
+            Source::User | Source::Timer { .. } => return Ok(()),
+        }
+        reg.attached.store(true, Ordering::Relaxed);
+        Ok(())
+    })?
+}
+
+/// Detaches every registration watching `file` (the last reference to it is going away).
+pub(crate) fn take_file(file: &File) -> Result<List<Registration, ON_INODE>> {
+    with_lock(|locked| {
+        let taken = Watchers::<ON_INODE>::take_if(locked, &file.inode_slot(), |reg| {
+            reg.file_source().is_some_and(|fs| fs.file.is(file))
+        });
+        for reg in taken.iter() {
+            if let Some(sock) = reg.file_source().and_then(|fs| fs.sock.as_ref()) {
+                Watchers::<ON_SOURCE>::detach(locked, sock, &reg);
+            }
+            reg.attached.store(false, Ordering::Relaxed);
+        }
+        taken
+    })
+}
+
+/// Detaches every registration watching the process behind `slot` (it is exiting).
+pub(crate) fn take_process(slot: &Slot) -> Result<List<Registration, ON_SOURCE>> {
+    with_lock(|locked| {
+        let taken = Watchers::<ON_SOURCE>::take_if(locked, slot, |_| true);
+        for reg in taken.iter() {
+            reg.attached.store(false, Ordering::Relaxed);
+        }
+        taken
+    })
+}
+
+/// Removes registrations taken off a dying object's storage from their queues.
 pub(crate) fn forget_all<const ID: u64>(mut taken: List<Registration, ID>)
 where
     Registration: ListItem<ID> + ListArcSafe<ID>,
@@ -216,7 +267,7 @@ pub(crate) fn detach(reg: &Registration) {
                 None
             }
             // SAFETY: A POSIX timer's slot only ever holds a reference to its registration,
-            // stored by `posix_timer_source::create`.
+            // stored by `attach`.
             Source::PosixTimer { timer } => unsafe { timer.take_arc::<Registration>() },
             Source::User | Source::Timer { .. } => None,
         }

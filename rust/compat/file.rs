@@ -91,10 +91,7 @@ impl File {
 
     /// Returns the queue behind this file if it is a kevent queue file.
     pub(crate) fn queue(&self) -> Option<Arc<Queue>> {
-        // SAFETY: The file is valid (type invariant); `f_op` is set before the file is published
-        // and never changes afterwards.
-        let f_op = unsafe { (*self.as_ptr()).f_op };
-        if !core::ptr::eq(f_op, &QUEUE_FOPS.0) {
+        if !self.is_queue_file() {
             return None;
         }
         // SAFETY: The file is valid (type invariant); `private_data` is set before publication.
@@ -236,15 +233,18 @@ pub(crate) fn queue_from_fd(fd: i32) -> Result<QueueRef> {
     if !file.is_queue_file() {
         return Err(EINVAL);
     }
+    // `ManuallyDrop` makes the rebuilt `Arc` a borrow of the file's own reference: it is never
+    // dropped here, and the file, held by `file`, keeps it alive until `queue_release()` takes
+    // it back.
     // SAFETY: A queue file's `private_data` holds an `Arc<Queue>` from `into_foreign`
-    // (`install_queue()`), set before the file was published. Rebuilding the `Arc` inside
-    // `ManuallyDrop` borrows that reference without a count: it is never dropped here, and the
-    // file, held by `file`, keeps it alive until `queue_release()` takes it back.
-    let queue = ManuallyDrop::new(unsafe {
-        <Arc<Queue> as ForeignOwnable>::from_foreign((*file.as_ptr()).private_data)
-    });
+    // (`install_queue()`), set before the file was published.
+    let queue =
+        unsafe { <Arc<Queue> as ForeignOwnable>::from_foreign((*file.as_ptr()).private_data) };
     // INVARIANT: See above.
-    Ok(QueueRef { file, queue })
+    Ok(QueueRef {
+        file,
+        queue: ManuallyDrop::new(queue),
+    })
 }
 
 /// What the queue file does for its file operations.

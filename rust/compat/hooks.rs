@@ -6,8 +6,8 @@
 //!
 //! The hook layer owns the system call entry points and calls the module through a
 //! `struct kevent_ops`. This file builds that table from the [`Syscalls`] trait, converting raw
-//! arguments into safe ones at the edge. The kernel takes a module reference around every system
-//! call; event-source hooks are added by the event sources themselves.
+//! arguments into safe ones at the edge, and the event-source hooks from the [`Hooks`] trait. The
+//! kernel takes a module reference around every system call and sleepable hook.
 
 use super::{
     file::File, posix_timer::PosixTimer, signal::Task, sock::Sock, uapi::WaitArg, AssertSync,
@@ -260,8 +260,8 @@ type Sources = crate::sources::Sources;
 
 /// The table registered with the hook layer.
 ///
-/// Hooks whose storage pointers the module never sets yet are absent; the hook layer only calls
-/// a hook for an object that carries kevent storage.
+/// Every hook is present: the hook layer calls a hook, without checking for `NULL`, whenever
+/// an object carries kevent storage.
 static OPS: AssertSync<bindings::kevent_ops> = AssertSync(bindings::kevent_ops {
     owner: crate::THIS_MODULE.as_ptr(),
     init: Some(init::<Impl>),
