@@ -10,6 +10,7 @@
 use crate::{
     compat::{
         file::{File, FileRef},
+        task::cond_resched,
         uapi::{self, Ukevent},
         user_gfp,
     },
@@ -39,7 +40,16 @@ pub(crate) enum Outcome {
     Failed(Error),
 }
 
+/// Entries read, processed and written back at a time: a batch of up to
+/// `KEVENT_MAX_CTL_BATCH` entries never needs a large contiguous allocation, and between chunks
+/// the registrations mutex is released and the task may be rescheduled.
+const CHUNK: usize = 64;
+
 /// Runs `kevent_ctl(queue, cmd, num, arg)`.
+///
+/// Entries take effect in order, chunk by chunk. If an entry cannot be read, or a reported one
+/// cannot be written back, the call fails with `EFAULT` and the entries before it have taken
+/// effect.
 pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Result<i32> {
     if cmd > uapi::CTL_READY || num > uapi::MAX_CTL_BATCH {
         return Err(EINVAL);
@@ -55,50 +65,68 @@ pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Resul
     if arg == 0 {
         return Err(EFAULT);
     }
-    let len = num as usize * uapi::UKEVENT_SIZE;
-    let mut entries = KVec::with_capacity(num as usize, user_gfp())?;
-    let mut reader = UserSlice::new(arg, len).reader();
-    for _ in 0..num {
-        entries.push(reader.read::<Ukevent>()?, user_gfp())?;
-    }
-
+    let num = num as usize;
+    let mut buf = KVec::from_elem(Ukevent::default(), CHUNK.min(num), user_gfp())?;
+    let at = |index: usize| arg.checked_add(index * uapi::UKEVENT_SIZE).ok_or(EFAULT);
     let mut reported = 0usize;
-    {
-        let mut regs = queue.registrations.lock();
-        if regs.dead {
-            return Err(EBADF);
+    let mut done = 0usize;
+    while done < num {
+        let n = CHUNK.min(num - done);
+        let entries = &mut buf[..n];
+        let mut reader = UserSlice::new(at(done)?, n * uapi::UKEVENT_SIZE).reader();
+        for e in entries.iter_mut() {
+            *e = reader.read::<Ukevent>()?;
         }
-        queue.reap(&mut regs);
-        for i in 0..entries.len() {
-            let outcome = match cmd {
-                uapi::CTL_ADD => add(queue, &mut regs, &entries[i]),
-                uapi::CTL_REMOVE => remove(queue, &mut regs, &entries[i]),
-                uapi::CTL_MODIFY => modify(queue, &regs, &entries[i]),
-                _ => make_ready(&regs, &entries[i]),
-            };
-            let flags = match outcome {
-                Outcome::Quiet => continue,
-                Outcome::Done(report) => {
-                    let (flags, data) = report.unwrap_or((0, entries[i].ret_data));
-                    entries[i].ret_data = data;
-                    uapi::RET_DONE | flags
-                }
-                Outcome::Failed(e) => {
-                    entries[i].ret_data[1] = e.to_errno() as u32;
-                    uapi::RET_BROKEN | uapi::RET_DONE
-                }
-            };
-            entries[i].ret_flags = flags;
-            entries.swap(reported, i);
-            reported += 1;
+        let front = run_chunk(queue, cmd, entries)?;
+        // Reported entries go to the front of the whole array, which only overwrites entries
+        // already read (`reported <= done`).
+        let mut writer = UserSlice::new(at(reported)?, front * uapi::UKEVENT_SIZE).writer();
+        for e in entries.iter().take(front) {
+            writer.write(e)?;
         }
-    }
-
-    let mut writer = UserSlice::new(arg, len).writer();
-    for e in entries.iter().take(reported) {
-        writer.write(e)?;
+        reported += front;
+        done += n;
+        if done < num {
+            cond_resched();
+        }
     }
     Ok(reported as i32)
+}
+
+/// Processes one chunk of entries with the registrations locked; moves the entries to report
+/// to its front, in order, and returns their number.
+fn run_chunk(queue: &Arc<Queue>, cmd: u32, entries: &mut [Ukevent]) -> Result<usize> {
+    let mut regs = queue.registrations.lock();
+    if regs.dead {
+        return Err(EBADF);
+    }
+    queue.reap(&mut regs);
+    let mut reported = 0;
+    for i in 0..entries.len() {
+        let outcome = match cmd {
+            uapi::CTL_ADD => add(queue, &mut regs, &entries[i]),
+            uapi::CTL_REMOVE => remove(queue, &mut regs, &entries[i]),
+            uapi::CTL_MODIFY => modify(queue, &regs, &entries[i]),
+            _ => make_ready(&regs, &entries[i]),
+        };
+        let flags = match outcome {
+            Outcome::Quiet => continue,
+            Outcome::Done(report) => {
+                let (flags, data) = report.unwrap_or((0, entries[i].ret_data));
+                entries[i].ret_data = data;
+                uapi::RET_DONE | flags
+            }
+            Outcome::Failed(e) => {
+                entries[i].ret_data[1] = e.to_errno() as u32;
+                uapi::RET_BROKEN | uapi::RET_DONE
+            }
+        };
+        entries[i].ret_flags = flags;
+        // Reported entries keep their order; the others are not written back.
+        entries.swap(reported, i);
+        reported += 1;
+    }
+    Ok(reported)
 }
 
 /// Checks an ADD request and returns the source it watches (and, for file types, a reference
@@ -126,13 +154,18 @@ fn plain_source_of(req: &Ukevent) -> Result<Source> {
             if req.event & !uapi::TIMER_FIRED != 0 || req.event == 0 || nsec >= NSEC_PER_SEC {
                 return Err(EINVAL);
             }
-            let interval_ns = i64::from(sec) * i64::from(NSEC_PER_SEC) + i64::from(nsec);
+            let mut interval_ns = i64::from(sec) * i64::from(NSEC_PER_SEC) + i64::from(nsec);
             if interval_ns == 0 {
                 return Err(EINVAL);
             }
+            let periodic = req.req_flags & uapi::REQ_ONESHOT == 0;
+            if periodic {
+                // A period of a few nanoseconds would keep a CPU in the timer interrupt.
+                interval_ns = interval_ns.max(uapi::TIMER_MIN_PERIOD_NS);
+            }
             Ok(Source::Timer {
                 interval_ns,
-                periodic: req.req_flags & uapi::REQ_ONESHOT == 0,
+                periodic,
             })
         }
         uapi::TYPE_UNOTIFY => Ok(Source::User),

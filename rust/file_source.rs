@@ -22,10 +22,12 @@ use crate::{
         sock::{Sock, SK_ERROR, SK_READABLE, SK_WRITABLE},
         uapi::{self, Ukevent},
     },
+    nesting,
     queue::{Queue, Registrations},
     registration::{Registration, Source},
     storage::{self, Watchers, ON_SOURCE},
 };
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     error::code::*,
     prelude::*,
@@ -56,6 +58,10 @@ pub(crate) struct FileSource {
     pub(crate) inode: Slot,
     /// The socket's slot, for `KEVENT_SOCKET`.
     pub(crate) sock: Option<Slot>,
+    /// The queue behind the file, when a queue watches a queue.
+    nested: Option<Arc<Queue>>,
+    /// Whether the link to `nested` is recorded in the graph of nested queues.
+    linked: AtomicBool,
 }
 
 /// Poll bits a `KEVENT_POLL` registration may ask for.
@@ -83,7 +89,8 @@ pub(crate) fn source_of(queue: &Arc<Queue>, req: &Ukevent, file: &File) -> Resul
         FileKind::Socket => sock = Some(Sock::of_file(file).ok_or_else(errno::enotsock)?.slot()),
         _ => {}
     }
-    if file.queue().is_some_and(|t| Arc::ptr_eq(&t, queue)) {
+    let nested = file.queue();
+    if nested.as_ref().is_some_and(|t| Arc::ptr_eq(t, queue)) {
         // A queue watching itself would always be ready.
         return Err(EINVAL);
     }
@@ -92,12 +99,19 @@ pub(crate) fn source_of(queue: &Arc<Queue>, req: &Ukevent, file: &File) -> Resul
         kind,
         inode: file.inode_slot(),
         sock,
+        nested,
+        linked: AtomicBool::new(false),
     }))
 }
 
 /// Starts watching: attaches the registration to the file's storage and, for poll and pipes,
 /// puts it on the file's wait queues. Returns the initial readiness.
 pub(crate) fn arm(reg: &Arc<Registration>, fs: &FileSource, file: &File) -> Result<Option<Report>> {
+    if let Some(child) = &fs.nested {
+        // Before the registration can be woken: a cycle would deadlock the first wake-up.
+        nesting::link(&reg.queue, child)?;
+        fs.linked.store(true, Ordering::Relaxed);
+    }
     storage::attach(reg)?;
     let event = reg.state_event();
     let revents = match fs.kind {
@@ -109,6 +123,18 @@ pub(crate) fn arm(reg: &Arc<Registration>, fs: &FileSource, file: &File) -> Resu
             .watch(file, reg, pipe_mask(event) | ALWAYS)?,
     };
     Ok(evaluate(fs.kind, event, revents, Sock::of_file(file)))
+}
+
+/// Stops watching: takes the registration off the file's wait queues and storage and out of
+/// the graph of nested queues. Idempotent.
+pub(crate) fn disarm(reg: &Registration, fs: &FileSource) {
+    reg.entries.lock().clear();
+    storage::detach(reg);
+    if let Some(child) = &fs.nested {
+        if fs.linked.swap(false, Ordering::Relaxed) {
+            nesting::unlink(&reg.queue, child);
+        }
+    }
 }
 
 /// The poll bits that mean `RECV`/`SEND` on a pipe.

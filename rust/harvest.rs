@@ -342,8 +342,8 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
     let max = if num == 0 { usize::MAX } else { num as usize };
     let kicks = queue.ready.lock().kicks();
     let check = || -> Result<bool> {
+        queue.flush_to_ring(max);
         let mut ready = queue.ready.lock();
-        ready.flush_to_ring(max);
         let (unconsumed, uidx) = ready.ring_status()?;
         Ok(unconsumed > 0 || uidx != old_uidx || ready.kicks() != kicks)
     };
@@ -363,11 +363,8 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
 /// `kevent_commit()`: releases the ring slots up to `new_uidx` of wrap `over` and refills them
 /// from the ready list. Returns the number of slots released.
 pub(crate) fn commit(queue: &Arc<Queue>, new_uidx: u32, over: u32) -> Result<i32> {
-    let (released, moved) = {
-        let mut ready = queue.ready.lock();
-        let released = ready.commit(new_uidx, over)?;
-        (released, ready.flush_to_ring(usize::MAX))
-    };
+    let released = queue.ready.lock().commit(new_uidx, over)?;
+    let moved = queue.flush_to_ring(usize::MAX);
     if moved > 0 {
         queue.wake_waiters(1);
     }

@@ -10,7 +10,8 @@
 //! Layout: `compat` wraps the C APIs (the only user of `kernel::bindings`); `syscalls` checks
 //! arguments and dispatches to `ctl` (registrations) and `harvest` (copy-out and ring);
 //! `queue` is the event queue, `registration` one watched `(type, id)`, `ready` the ready list
-//! and ring producer, `limits` the per-user registration limit. Event sources: `file_source`
+//! and ring producer, `limits` the per-user registration limit, `nesting` the graph of queues
+//! watching queues. Event sources: `file_source`
 //! (poll, pipes, sockets), `signal_source`, `posix_timer_source`, with `storage` for what they
 //! attach to kernel objects and `sources` dispatching the kernel's hooks to them.
 
@@ -21,6 +22,7 @@ mod ctl;
 mod file_source;
 mod harvest;
 mod limits;
+mod nesting;
 mod posix_timer_source;
 mod queue;
 mod ready;
@@ -46,29 +48,35 @@ struct KeventModule {
 
 impl kernel::Module for KeventModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        limits::USERS.set(limits::Users::new()?);
-        match storage::StorageLock::new() {
-            Ok(lock) => storage::STORAGE.set(lock),
-            Err(e) => {
-                limits::USERS.clear();
-                return Err(e);
-            }
-        }
-        let hooks = compat::hooks::Registration::new().inspect_err(|_| {
-            storage::STORAGE.clear();
-            limits::USERS.clear();
-        })?;
+        let hooks = Self::publish_globals().and_then(|()| compat::hooks::Registration::new());
+        let hooks = hooks.inspect_err(|_| Self::clear_globals())?;
         pr_info!("registered\n");
         Ok(Self { hooks: Some(hooks) })
     }
 }
 
-impl Drop for KeventModule {
-    fn drop(&mut self) {
-        // Unregister first, so that no system call can see the user table go away.
-        drop(self.hooks.take());
+impl KeventModule {
+    /// Publishes the module-wide state that system calls and hooks use.
+    fn publish_globals() -> Result {
+        limits::USERS.set(limits::Users::new()?);
+        storage::STORAGE.set(storage::StorageLock::new()?);
+        nesting::NESTING.set(nesting::Nesting::new()?);
+        Ok(())
+    }
+
+    /// Withdraws what [`Self::publish_globals`] published, once nothing can reach it.
+    fn clear_globals() {
+        nesting::NESTING.clear();
         storage::STORAGE.clear();
         limits::USERS.clear();
+    }
+}
+
+impl Drop for KeventModule {
+    fn drop(&mut self) {
+        // Unregister first, so that no system call or hook can see the globals go away.
+        drop(self.hooks.take());
+        Self::clear_globals();
         pr_info!("unregistered\n");
     }
 }

@@ -4,9 +4,12 @@
 //!
 //! # Locking
 //!
-//! Lock order: `Queue::registrations` (a mutex, process context only), then `Queue::ready` (an
-//! irqsave spinlock, taken from any context), then the wait queue's own lock (inside
-//! `wake_up`). Notifications take only `ready` (after their source's own lock: a watched file's
+//! Lock order (the whole module's; `Documentation/semantics.md` says the same):
+//! `Queue::registrations` (a mutex, process context only), then either `nesting`'s graph mutex
+//! (nothing is taken under it) or `storage`'s `StorageLock` mutex, then an inode's
+//! `FileWatchers::files` mutex or a socket's or process's `Watchers::list` spinlock, then
+//! `Queue::ready` (an irqsave spinlock, taken from any context), then the wait queue's own lock
+//! (inside `wake_up`). Notifications take only `ready` (after their source's own lock: a watched file's
 //! wait queue lock, a storage list lock, a process's siglock). Nothing sleeps, allocates or calls
 //! a file's `->poll` under `ready`; timers are cancelled with no lock held, because their
 //! callback takes `ready`. `->poll` of watched files is called with `registrations` held (at ADD
@@ -14,8 +17,11 @@
 //!
 //! Harvesters sleep on `wait`; pollers (`poll`, epoll, and other kevent queues watching this one
 //! with `KEVENT_POLL`) on `poll_wait`, a wait queue of another lock class: a queue woken from the
-//! `poll_wait` of a queue it watches then takes only its own `wait` lock (and its `poll_wait`
-//! lock only if something polls it in turn, which nests like epoll inside epoll).
+//! `poll_wait` of a queue it watches then takes its own `wait` lock, and its own `poll_wait` lock
+//! if something polls it in turn. That nests `poll_wait` locks of one class, so a queue takes
+//! its `poll_wait` lock at its nesting level (the longest chain of queues below it, kept by
+//! `nesting`, which also refuses cycles and chains longer than `KEVENT_MAX_NESTS`), as epoll
+//! does for its own `poll_wait`.
 
 use crate::{
     compat::{
@@ -26,7 +32,8 @@ use crate::{
         user_gfp,
     },
     limits::{self, UserCount},
-    ready::{Ready, RingState},
+    nesting::Node,
+    ready::{Ready, RingState, FLUSH_CHUNK},
     registration::{Key, Registration},
 };
 use kernel::{
@@ -65,6 +72,8 @@ pub(crate) struct Queue {
     poll_wait: WaitQueue,
     /// The user whose registration limit this queue charges.
     pub(crate) user: Arc<UserCount>,
+    /// Its place among queues watching queues.
+    pub(crate) nest: Node,
     /// Entries of the ring, or 0 when the queue has no ring.
     ring_size: u32,
 }
@@ -74,6 +83,7 @@ impl Queue {
     /// charged to the caller's memory cgroup.
     pub(crate) fn new(ring_size: u32) -> Result<Arc<Self>> {
         let user = limits::current_user()?;
+        let nest = Node::new()?;
         let ring = if ring_size == 0 {
             None
         } else {
@@ -90,6 +100,7 @@ impl Queue {
                 wait <- WaitQueue::new(c_str!("Queue::wait"), static_lock_class!()),
                 poll_wait <- WaitQueue::new(c_str!("Queue::poll_wait"), static_lock_class!()),
                 user,
+                nest,
                 ring_size,
             }),
             user_gfp(),
@@ -112,8 +123,24 @@ impl Queue {
             self.wait.wake_up(nr_exclusive, EPOLLIN | EPOLLRDNORM);
         }
         if self.poll_wait.has_sleepers() {
-            self.poll_wait.wake_up(0, EPOLLIN | EPOLLRDNORM);
+            self.poll_wait
+                .wake_up_nested(EPOLLIN | EPOLLRDNORM, self.nest.level());
         }
+    }
+
+    /// Moves up to `max` ready events into free ring slots, a chunk per hold of the ready lock.
+    /// Returns how many moved.
+    pub(crate) fn flush_to_ring(&self, max: usize) -> usize {
+        let mut moved = 0;
+        while moved < max {
+            let chunk = (max - moved).min(FLUSH_CHUNK);
+            let n = self.ready.lock().flush_to_ring(chunk);
+            moved += n;
+            if n < chunk {
+                break;
+            }
+        }
+        moved
     }
 
     /// Removes `reg`, whose source went away (its file was closed, its process exited, its

@@ -91,6 +91,14 @@ impl RingState {
     }
 }
 
+/// The most ready events that one notification moves into the ring, however long the ready
+/// list: notifications run with interrupts off, possibly in hard-IRQ context. What stays on the
+/// list moves at the next `kevent_wait` or `kevent_commit`.
+const NOTIFY_FLUSH_MAX: usize = 16;
+
+/// The most events moved into the ring per hold of the ready lock by a system call.
+pub(crate) const FLUSH_CHUNK: usize = 64;
+
 /// A registration taken off the ready list for delivery ("in flight").
 pub(crate) type InFlight = ListArc<Registration>;
 
@@ -174,7 +182,7 @@ impl Ready {
             return None;
         };
         self.push_back(item);
-        self.flush_to_ring(usize::MAX);
+        self.flush_to_ring(NOTIFY_FLUSH_MAX);
         Some(if wake_all { 0 } else { 1 })
     }
 

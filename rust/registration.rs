@@ -240,10 +240,7 @@ impl Registration {
             Source::Timer { .. } => {
                 self.timer.cancel();
             }
-            Source::File(_) => {
-                self.entries.lock().clear();
-                storage::detach(self);
-            }
+            Source::File(fs) => file_source::disarm(self, fs),
             Source::Signal { .. } | Source::PosixTimer { .. } => storage::detach(self),
             Source::User => {}
         }

@@ -7,8 +7,13 @@
 //! the process, before the kernel decides whether the signal is ignored, with the process's
 //! siglock held and interrupts off. `ret_data[0]` counts the deliveries coalesced into one
 //! event and `ret_data[1]` is the last sender's pid. With `KEVENT_SIGNAL_NOMASK` in the id the
-//! signal is consumed: it neither runs a handler nor stays pending (faults raised by the CPU are
-//! always delivered).
+//! signal is consumed: it neither runs a handler nor stays pending. The hook layer decides which
+//! signals may be consumed at all: never `SIGKILL`, the stop signals, `SIGCONT` or a fault raised
+//! by the kernel; those are reported and delivered as usual.
+//!
+//! Registrations belong to the program that made them: they end when the process exits and when
+//! it calls `execve`, so a new program never has its signals observed or taken by a watcher it
+//! did not make.
 
 use crate::{
     compat::{
@@ -35,7 +40,7 @@ pub(crate) fn source_of(req: &Ukevent) -> Result<Source> {
 }
 
 /// The signal hook. Returns true to consume the signal.
-pub(crate) fn signal(watchers: &Watchers<ON_SOURCE>, sig: u32, code: i32, sender: i32) -> bool {
+pub(crate) fn signal(watchers: &Watchers<ON_SOURCE>, sig: u32, sender: i32) -> bool {
     let mut consume = false;
     watchers.for_each(|reg| {
         let Source::Signal { signo, nomask, .. } = reg.source else {
@@ -51,14 +56,11 @@ pub(crate) fn signal(watchers: &Watchers<ON_SOURCE>, sig: u32, code: i32, sender
             true
         });
     });
-    consume && !signal::must_deliver(sig, code)
+    consume
 }
 
-/// The last thread of a process exits: its signal registrations go away.
-pub(crate) fn task_exit(task: &Task, group_dead: bool) {
-    if !group_dead {
-        return;
-    }
+/// The process of `task` exits or executes a new program: its signal registrations go away.
+pub(crate) fn forget_process(task: &Task) {
     let slot = task.signal_slot();
     if slot.load::<Watchers<ON_SOURCE>>().is_null() {
         return;

@@ -27,8 +27,8 @@ unsafe impl Hooks for Sources {
         file_source::sock_event(sk, st, what);
     }
 
-    fn signal(st: &Self::SignalStorage, sig: u32, code: i32, sender: i32) -> bool {
-        signal_source::signal(st, sig, code, sender)
+    fn signal(st: &Self::SignalStorage, sig: u32, sender: i32) -> bool {
+        signal_source::signal(st, sig, sender)
     }
 
     fn posix_timer_fire(st: ArcBorrow<'_, Registration>) {
@@ -40,7 +40,13 @@ unsafe impl Hooks for Sources {
     }
 
     fn task_exit(task: &Task, group_dead: bool) {
-        signal_source::task_exit(task, group_dead);
+        if group_dead {
+            signal_source::forget_process(task);
+        }
+    }
+
+    fn task_exec(task: &Task) {
+        signal_source::forget_process(task);
     }
 
     fn posix_timer_create(timer: &PosixTimer, kfd: i32) -> Result {

@@ -1,19 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Storage attached to kernel objects: the registrations that watch an inode, a socket or a
-//! process.
+//! Storage attached to kernel objects: the registrations that watch an inode's files, a socket
+//! or a process.
 //!
-//! A watched object's kevent slot points to a [`Watchers`] list, created by the first
-//! registration and freed (after an RCU grace period, since atomic hooks read the slot under
-//! RCU) when the last one leaves. Attaching and detaching are serialised by one module-wide
-//! mutex, [`StorageLock`]; notifications only take the list's irqsave spinlock.
+//! A socket's or process's kevent slot points to a [`Watchers`] list, which hooks walk: created
+//! by the first registration and freed (after an RCU grace period, since atomic hooks read the
+//! slot under RCU) when the last one leaves. An inode's slot points to a [`FileWatchers`] tree
+//! that only `file_release` consults, keyed by file: every anonymous-inode file (eventfds,
+//! timerfds, epoll and kevent queues, ...) shares one inode, and closing one of them must find
+//! its own registrations without walking everybody else's. Attaching and detaching are
+//! serialised by one module-wide mutex, [`StorageLock`]; notifications only take a list's
+//! irqsave spinlock.
 //!
-//! Lock order: `Queue::registrations`, then [`StorageLock`], then `Watchers::list`, then
-//! `Queue::ready` (hooks enter at `Watchers::list`).
+//! Lock order: `Queue::registrations`, then [`StorageLock`], then `FileWatchers::files` or
+//! `Watchers::list`, then `Queue::ready` (hooks enter at `Watchers::list`).
 
 use crate::{
     compat::{
-        file::File,
+        file::{File, WatchedFile},
         global::ModuleGlobal,
         lock::{new_spinlock_irq, SpinLockIrq},
         rcu::{self, HasRcuHead, RcuHead},
@@ -28,6 +32,7 @@ use kernel::{
     list::{List, ListArc, ListArcSafe, ListItem, TryNewListArc},
     new_mutex,
     prelude::*,
+    rbtree::RBTree,
     sync::{Arc, ArcBorrow, Mutex},
 };
 
@@ -187,16 +192,121 @@ where
     }
 }
 
+/// The registrations watching the open files of one inode, by file.
+#[pin_data]
+pub(crate) struct FileWatchers {
+    /// Registrations by the address of the file they watch.
+    #[pin]
+    files: Mutex<RBTree<usize, List<Registration, ON_INODE>>>,
+}
+
+impl FileWatchers {
+    /// Adds `reg`, watching `file`, to the inode behind `slot`, creating the storage.
+    fn attach(_: &Attached, slot: &Slot, file: usize, reg: &Arc<Registration>) -> Result {
+        let item = ListArc::<Registration, ON_INODE>::try_from_arc(reg.clone()).map_err(|_| EBUSY)?;
+        let mut current = slot.load::<Self>();
+        if current.is_null() {
+            let storage = KBox::pin_init(
+                pin_init!(Self {
+                    files <- new_mutex!(RBTree::new(), "FileWatchers::files"),
+                }),
+                user_gfp(),
+            )?;
+            // SAFETY: The storage is never moved out of its box: the slot keeps its address
+            // until `free` drops it in place.
+            current = KBox::into_raw(unsafe { Pin::into_inner_unchecked(storage) });
+            slot.store(current);
+        }
+        // SAFETY: Under the storage lock, a non-null inode slot points to live storage of this
+        // type (only this type is stored in inode slots, and only `free` frees it, under the
+        // same lock).
+        let storage = unsafe { &*current };
+        let mut files = storage.files.lock();
+        if let Some(list) = files.get_mut(&file) {
+            list.push_back(item);
+            return Ok(());
+        }
+        let mut list = List::new();
+        list.push_back(item);
+        match files.try_create_and_insert(file, list, user_gfp()) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let empty = files.iter().next().is_none();
+                drop(files);
+                if empty {
+                    Self::free(slot, current);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes `reg`, which watches `file`, from the inode behind `slot`; frees the storage
+    /// when it becomes empty.
+    fn detach(_: &Attached, slot: &Slot, file: usize, reg: &Registration) {
+        let current = slot.load::<Self>();
+        if current.is_null() {
+            return;
+        }
+        // SAFETY: As in `attach`.
+        let storage = unsafe { &*current };
+        let empty = {
+            let mut files = storage.files.lock();
+            let now_empty = files.get_mut(&file).is_some_and(|list| {
+                // SAFETY: `reg` was attached to this inode for this file (caller's guarantee),
+                // so if it is on a list of the inode's files, it is on this one.
+                drop(unsafe { list.remove(reg) });
+                list.is_empty()
+            });
+            if now_empty {
+                drop(files.remove(&file));
+            }
+            files.iter().next().is_none()
+        };
+        if empty {
+            Self::free(slot, current);
+        }
+    }
+
+    /// Detaches every registration watching `file` and returns them.
+    fn take(_: &Attached, slot: &Slot, file: usize) -> List<Registration, ON_INODE> {
+        let current = slot.load::<Self>();
+        if current.is_null() {
+            return List::new();
+        }
+        // SAFETY: As in `attach`.
+        let storage = unsafe { &*current };
+        let (taken, empty) = {
+            let mut files = storage.files.lock();
+            let taken = files.remove(&file).unwrap_or_else(List::new);
+            (taken, files.iter().next().is_none())
+        };
+        if empty {
+            Self::free(slot, current);
+        }
+        taken
+    }
+
+    fn free(slot: &Slot, current: *mut Self) {
+        slot.store::<Self>(core::ptr::null_mut());
+        // SAFETY: `current` came from `KBox::into_raw` in `attach` and is no longer reachable
+        // from the slot. The hook layer only tests an inode's slot for null and never reads
+        // through it, so no grace period is needed; the tree is empty.
+        drop(unsafe { KBox::from_raw(current) });
+    }
+}
+
 /// Attaches `reg` to the storage of the object its source watches: the file's inode (and the
 /// socket), the registering process, or the POSIX timer (whose slot then holds a reference).
 pub(crate) fn attach(reg: &Arc<Registration>) -> Result {
     with_lock(|locked| {
         match &reg.source {
             Source::File(fs) => {
-                Watchers::<ON_INODE>::attach(locked, &fs.inode, reg)?;
+                let file = fs.file.addr();
+                FileWatchers::attach(locked, &fs.inode, file, reg)?;
                 if let Some(sock) = &fs.sock {
                     if let Err(e) = Watchers::<ON_SOURCE>::attach(locked, sock, reg) {
-                        Watchers::<ON_INODE>::detach(locked, &fs.inode, reg);
+                        FileWatchers::detach(locked, &fs.inode, file, reg);
                         return Err(e);
                     }
                 }
@@ -213,9 +323,7 @@ pub(crate) fn attach(reg: &Arc<Registration>) -> Result {
 /// Detaches every registration watching `file` (the last reference to it is going away).
 pub(crate) fn take_file(file: &File) -> Result<List<Registration, ON_INODE>> {
     with_lock(|locked| {
-        let taken = Watchers::<ON_INODE>::take_if(locked, &file.inode_slot(), |reg| {
-            reg.file_source().is_some_and(|fs| fs.file.is(file))
-        });
+        let taken = FileWatchers::take(locked, &file.inode_slot(), WatchedFile::new(file).addr());
         for reg in taken.iter() {
             if let Some(sock) = reg.file_source().and_then(|fs| fs.sock.as_ref()) {
                 Watchers::<ON_SOURCE>::detach(locked, sock, &reg);
@@ -256,7 +364,7 @@ pub(crate) fn detach(reg: &Registration) {
         }
         match &reg.source {
             Source::File(fs) => {
-                Watchers::<ON_INODE>::detach(locked, &fs.inode, reg);
+                FileWatchers::detach(locked, &fs.inode, fs.file.addr(), reg);
                 if let Some(sock) = &fs.sock {
                     Watchers::<ON_SOURCE>::detach(locked, sock, reg);
                 }

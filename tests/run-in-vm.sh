@@ -30,9 +30,12 @@ run init_test
 run core_test
 run ring_test
 run source_test
+run hardening_test
 run stress_test
 run memcg_test
 run fuzz_test
+# Fault injection (debug kernel only; skipped where the kernel has none).
+run fault_test
 
 if [ -n "$leaks" ]; then
 	echo "# selftests: kevent: kmemleak"

@@ -24,3 +24,9 @@ pub(crate) fn eoverflow() -> Error {
 pub(crate) fn enotsock() -> Error {
     from_const(bindings::ENOTSOCK)
 }
+
+/// Too many levels of nesting: a queue watching queues would form a cycle or a chain longer
+/// than `KEVENT_MAX_NESTS`.
+pub(crate) fn eloop() -> Error {
+    from_const(bindings::ELOOP)
+}

@@ -163,15 +163,20 @@ pub(crate) unsafe trait Hooks {
 
     /// A socket's readiness changed (`KEVENT_SK_*` in `what`). Any context; must not sleep.
     fn sock_event(sk: &Sock, st: &Self::SockStorage, what: u32);
-    /// Signal `sig` is being sent to the process; returns true to consume it. IRQs off, the
-    /// target's siglock held.
-    fn signal(st: &Self::SignalStorage, sig: u32, code: i32, sender: i32) -> bool;
+    /// Signal `sig` is being sent to the process by `sender` (0: the kernel); returns true to
+    /// consume it, which the hook layer refuses for signals that must reach the process. IRQs
+    /// off, the target's siglock held.
+    fn signal(st: &Self::SignalStorage, sig: u32, sender: i32) -> bool;
     /// A `SIGEV_KEVENT` POSIX timer expired. Hard-IRQ context possible.
     fn posix_timer_fire(st: ArcBorrow<'_, Self::TimerStorage>);
     /// The last reference to a file whose inode carries kevent storage is going away.
     fn file_release(file: &File);
-    /// A task is exiting; `group_dead` when it is the last of its process.
+    /// A task of a process with kevent storage is exiting; `group_dead` when it is the last of
+    /// its process.
     fn task_exit(task: &Task, group_dead: bool);
+    /// The only task of a process with kevent storage is executing a new program (past the
+    /// point of no return).
+    fn task_exec(task: &Task);
     /// `timer_create()` with `SIGEV_KEVENT` on queue `kfd`.
     fn posix_timer_create(timer: &PosixTimer, kfd: i32) -> Result;
     /// A POSIX timer that carries kevent storage is being freed.
@@ -193,12 +198,12 @@ unsafe extern "C" fn signal<T: Hooks>(
     _t: *mut bindings::task_struct,
     st: *mut bindings::kevent_storage,
     sig: i32,
-    code: i32,
+    _code: i32,
     sender: bindings::pid_t,
 ) -> bool {
     // SAFETY: As in `sock_event`, for the target process's slot.
     let st = unsafe { &*st.cast::<T::SignalStorage>() };
-    T::signal(st, sig as u32, code, sender)
+    T::signal(st, sig as u32, sender)
 }
 
 unsafe extern "C" fn posix_timer_fire<T: Hooks>(
@@ -219,6 +224,11 @@ unsafe extern "C" fn file_release<T: Hooks>(file: *mut bindings::file) {
 unsafe extern "C" fn task_exit<T: Hooks>(tsk: *mut bindings::task_struct, group_dead: bool) {
     // SAFETY: `do_exit()` passes the exiting task, alive during the call.
     T::task_exit(unsafe { Task::from_raw(tsk) }, group_dead);
+}
+
+unsafe extern "C" fn task_exec<T: Hooks>(tsk: *mut bindings::task_struct) {
+    // SAFETY: `begin_new_exec()` passes the current task, alive during the call.
+    T::task_exec(unsafe { Task::from_raw(tsk) });
 }
 
 unsafe extern "C" fn posix_timer_create<T: Hooks>(timr: *mut bindings::k_itimer, kfd: i32) -> i32 {
@@ -281,6 +291,7 @@ static OPS: AssertSync<bindings::kevent_ops> = AssertSync(bindings::kevent_ops {
     posix_timer_fire: Some(posix_timer_fire::<Sources>),
     file_release: Some(file_release::<Sources>),
     task_exit: Some(task_exit::<Sources>),
+    task_exec: Some(task_exec::<Sources>),
     posix_timer_create: Some(posix_timer_create::<Sources>),
     posix_timer_free: Some(posix_timer_free::<Sources>),
 });

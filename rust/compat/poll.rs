@@ -159,6 +159,29 @@ impl WaitQueue {
         };
     }
 
+    /// Wakes up every poller and sleeper with poll mask `mask`, taking the queue's lock with
+    /// lockdep nesting level `subclass`: for a wait queue of one lock class whose wake-up may
+    /// run inside the wake-up of another queue of the same class (queues watching queues), the
+    /// level says how deep it is, as epoll does for its `poll_wait`.
+    pub(crate) fn wake_up_nested(&self, mask: u32, subclass: u32) {
+        let head = self.as_ptr();
+        // SAFETY: The wait queue head is initialised (type invariant), so its lock is too.
+        let flags = unsafe {
+            bindings::spin_lock_irqsave_nested(&mut (*head).lock, subclass.min(7) as i32)
+        };
+        // SAFETY: The queue's lock is held, as `__wake_up_locked_key` requires; the key is the
+        // poll mask encoded as a pointer, as `wake_up_locked_poll()` does.
+        unsafe {
+            bindings::__wake_up_locked_key(
+                head,
+                bindings::TASK_NORMAL,
+                mask as usize as *mut core::ffi::c_void,
+            )
+        };
+        // SAFETY: Taken above, with these flags.
+        unsafe { bindings::spin_unlock_irqrestore(&mut (*head).lock, flags) };
+    }
+
     /// Whether anyone (a sleeper or a poller) waits on the queue.
     pub(crate) fn has_sleepers(&self) -> bool {
         // SAFETY: The wait queue head is initialised (type invariant).

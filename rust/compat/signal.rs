@@ -12,19 +12,10 @@ pub(crate) const NSIG: u32 = 64;
 /// Signals that can be neither caught nor consumed.
 const SIGKILL: u32 = 9;
 const SIGSTOP: u32 = 19;
-/// `si_code` of signals sent by the kernel itself.
-const SI_KERNEL: i32 = 0x80;
 
 /// Whether `sig` may be watched at all.
 pub(crate) fn watchable(sig: u32) -> bool {
     (1..=NSIG).contains(&sig) && sig != SIGKILL && sig != SIGSTOP
-}
-
-/// Whether a signal must reach the process even when a watcher asked to consume it: a fault
-/// raised by the CPU (consuming it would re-run the faulting instruction forever).
-pub(crate) fn must_deliver(sig: u32, code: i32) -> bool {
-    const SYNCHRONOUS: [u32; 6] = [4, 5, 7, 8, 11, 31]; // ILL, TRAP, BUS, FPE, SEGV, SYS
-    code > 0 && code != SI_KERNEL && SYNCHRONOUS.contains(&sig)
 }
 
 /// A task, borrowed from a hook.

@@ -25,3 +25,11 @@ pub(crate) fn ktime_get() -> i64 {
     // SAFETY: `ktime_get` may be called from any context once timekeeping is up.
     unsafe { bindings::ktime_get() }
 }
+
+/// Lets the scheduler run another task if this one has used its time: a rescheduling point for
+/// long loops in process context. Must not be called in atomic context.
+pub(crate) fn cond_resched() {
+    // SAFETY: Called from process context without spinlocks held (caller's contract); it may
+    // sleep.
+    unsafe { bindings::cond_resched() };
+}

@@ -76,6 +76,10 @@ pub(crate) const CTL_READY: u32 = bindings::KEVENT_CTL_READY;
 pub(crate) const MAX_RING_SIZE: u32 = bindings::KEVENT_MAX_RING_SIZE;
 /// Entries in one `kevent_ctl()` call.
 pub(crate) const MAX_CTL_BATCH: u32 = bindings::KEVENT_MAX_CTL_BATCH;
+/// Longest chain of queues watching queues.
+pub(crate) const MAX_NESTS: u32 = bindings::KEVENT_MAX_NESTS;
+/// Shortest period of a periodic timer, in nanoseconds.
+pub(crate) const TIMER_MIN_PERIOD_NS: i64 = bindings::KEVENT_TIMER_MIN_PERIOD_NS as i64;
 
 /// Flags of `struct kevent_wait_arg`.
 pub(crate) const WAIT_TIMEOUT: u32 = bindings::KEVENT_WAIT_TIMEOUT;

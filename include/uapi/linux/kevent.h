@@ -76,6 +76,10 @@
 /* Limits. */
 #define KEVENT_MAX_RING_SIZE	(1U << 16)	/* entries in one ring */
 #define KEVENT_MAX_CTL_BATCH	(1U << 16)	/* entries in one kevent_ctl() */
+/* Longest chain of queues watching queues (KEVENT_POLL); deeper is ELOOP. */
+#define KEVENT_MAX_NESTS	4
+/* Shortest period of a periodic KEVENT_TIMER; shorter ones are clamped. */
+#define KEVENT_TIMER_MIN_PERIOD_NS 100000
 
 struct kevent_id {
 	union {
