@@ -47,9 +47,9 @@ const CHUNK: usize = 64;
 
 /// Runs `kevent_ctl(queue, cmd, num, arg)`.
 ///
-/// Entries take effect in order, chunk by chunk. If an entry cannot be read, or a reported one
-/// cannot be written back, the call fails with `EFAULT` and the entries before it have taken
-/// effect.
+/// Entries take effect in order, chunk by chunk. The array is checked to be readable and
+/// writable first, so `EFAULT` changes nothing, unless another thread unmaps the array during
+/// the call (then the entries before the fault have taken effect).
 pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Result<i32> {
     if cmd > uapi::CTL_READY || num > uapi::MAX_CTL_BATCH {
         return Err(EINVAL);
@@ -68,6 +68,22 @@ pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Resul
     let num = num as usize;
     let mut buf = KVec::from_elem(Ukevent::default(), CHUNK.min(num), user_gfp())?;
     let at = |index: usize| arg.checked_add(index * uapi::UKEVENT_SIZE).ok_or(EFAULT);
+    // First make sure the whole array can be read and written, so that a bad pointer fails the
+    // call before any entry takes effect (the entries are written back unchanged).
+    let mut done = 0usize;
+    while done < num {
+        let n = CHUNK.min(num - done);
+        let entries = &mut buf[..n];
+        let mut reader = UserSlice::new(at(done)?, n * uapi::UKEVENT_SIZE).reader();
+        for e in entries.iter_mut() {
+            *e = reader.read::<Ukevent>()?;
+        }
+        let mut writer = UserSlice::new(at(done)?, n * uapi::UKEVENT_SIZE).writer();
+        for e in entries.iter() {
+            writer.write(e)?;
+        }
+        done += n;
+    }
     let mut reported = 0usize;
     let mut done = 0usize;
     while done < num {
@@ -217,15 +233,21 @@ pub(crate) fn register(
             return Err(e);
         }
     };
-    let node = Registration::arm(&reg, file)
-        .and_then(|initial| Ok((initial, RBTreeNode::new(key, reg.clone(), user_gfp())?)));
-    let (initial, node) = match node {
-        Ok((Some(report), _)) if !always => {
+    // Everything that can fail is done before the registration is armed and may be notified.
+    let node = match RBTreeNode::new(key, reg.clone(), user_gfp()) {
+        Ok(node) => node,
+        Err(e) => {
+            discard(queue, &reg);
+            return Err(e);
+        }
+    };
+    let initial = match Registration::arm(&reg, file) {
+        Ok(Some(report)) if !always => {
             // Ready at ADD and not to be kept (the 2006 semantics).
             discard(queue, &reg);
             return Ok(Outcome::Done(Some(report)));
         }
-        Ok(armed) => armed,
+        Ok(initial) => initial,
         Err(e) => {
             discard(queue, &reg);
             return Err(e);
@@ -238,6 +260,7 @@ pub(crate) fn register(
         queue.user.uncharge(1);
         old.to_key_value().1.disarm();
     }
+    Registration::activate(reg.as_arc_borrow());
     if ready_now {
         Registration::fire(reg.as_arc_borrow(), |st| {
             st.ret_data[0] = st.ret_data[0].saturating_add(1);

@@ -138,7 +138,7 @@ pub(crate) fn get_events(
             if !filled {
                 break;
             }
-            batch.confirm(queue);
+            batch.confirm(queue, &mut harvest);
             batch.deliver(queue, &mut writer, &mut relevel, &mut harvest);
         }
         if harvest.copied > 0 || harvest.fault || result != WaitResult::Ready || harvest.kicked {
@@ -230,7 +230,7 @@ impl Batch {
     }
 
     /// Confirms the file events of the batch with `->poll`; drops those no longer ready.
-    fn confirm(&mut self, queue: &Queue) {
+    fn confirm(&mut self, queue: &Queue, harvest: &mut Harvest) {
         let items = &mut self.items[..self.len];
         if !items
             .iter()
@@ -272,7 +272,7 @@ impl Batch {
             let mut ready = queue.ready.lock();
             for (i, slot) in items.iter_mut().enumerate() {
                 if let Some(item) = slot.take_if(|_| dropped[i]) {
-                    ready.dismiss(item);
+                    harvest.requeued |= ready.dismiss(item);
                 }
             }
         }
@@ -318,13 +318,15 @@ impl Batch {
             }
             harvest.copied += n;
         } else {
-            // Put the rest back in order, newest first.
+            // Put the rest back in order, newest first, and let another harvester (which may
+            // have gone to sleep while they were in flight) take them.
             for i in (0..n).rev() {
                 if let Some(item) = self.items[i].take() {
                     ready.undeliver(item, &self.events[i]);
                 }
             }
             harvest.fault = true;
+            harvest.requeued = true;
         }
     }
 }

@@ -165,6 +165,11 @@ impl Ready {
             if !update(st) {
                 return None;
             }
+            if !st.active {
+                // Its ADD is not decided yet: nothing may escape before it is.
+                st.early = true;
+                return None;
+            }
             if st.in_flight {
                 // The harvester queues it again when it is done with it.
                 st.again = true;
@@ -184,6 +189,21 @@ impl Ready {
         self.push_back(item);
         self.flush_to_ring(NOTIFY_FLUSH_MAX);
         Some(if wake_all { 0 } else { 1 })
+    }
+
+    /// Lets notifications of a registration whose ADD succeeded through; one that arrived while
+    /// the ADD was being decided is queued now. Returns whom to wake, as [`Ready::make_ready`].
+    pub(crate) fn activate(&mut self, reg: ArcBorrow<'_, Registration>) -> Option<i32> {
+        let early = {
+            let st = reg.state.access_mut(self);
+            st.active = true;
+            core::mem::replace(&mut st.early, false)
+        };
+        if early {
+            self.make_ready(reg, |_| true)
+        } else {
+            None
+        }
     }
 
     /// Queues `item` at the tail with a new sequence number.
@@ -280,19 +300,22 @@ impl Ready {
     }
 
     /// Puts `item` back at the head of the list with the result of `event` restored (copying it
-    /// out failed).
+    /// out failed). If it fired again while in flight, the counts add up and the newer
+    /// value (`ret_data[1]`: a payload, a sender) wins.
     pub(crate) fn undeliver(&mut self, item: InFlight, event: &Ukevent) {
         {
             let st = item.state.access_mut(self);
             st.in_flight = false;
-            st.again = false;
+            let again = core::mem::replace(&mut st.again, false);
             if st.detached {
                 st.queued = false;
                 return;
             }
             st.ret_flags |= event.ret_flags;
             st.ret_data[0] = st.ret_data[0].saturating_add(event.ret_data[0]);
-            st.ret_data[1] = st.ret_data[1].saturating_add(event.ret_data[1]);
+            if !again {
+                st.ret_data[1] = event.ret_data[1];
+            }
             st.seq = event.seq;
         }
         self.list.push_front(item);

@@ -95,6 +95,12 @@ pub(crate) struct State {
     pub(crate) enabled: bool,
     /// Removed (or delivered `ONESHOT`): it never becomes ready again.
     pub(crate) detached: bool,
+    /// Its ADD succeeded: notifications may queue it. Until then they only update the state and
+    /// set `early`, so that no event escapes for an entry that `kevent_ctl` reports as failed or
+    /// as done.
+    pub(crate) active: bool,
+    /// A notification arrived before it was active.
+    pub(crate) early: bool,
     /// See the invariants.
     pub(crate) queued: bool,
     /// Being delivered by a harvester that holds its `ListArc`.
@@ -189,6 +195,8 @@ impl Registration {
             user: req.user,
             enabled: true,
             detached: false,
+            active: false,
+            early: false,
             queued: false,
             in_flight: false,
             again: false,
@@ -256,6 +264,15 @@ impl Registration {
         match &self.source {
             Source::File(f) => Some(f),
             _ => None,
+        }
+    }
+
+    /// Lets notifications through once the ADD succeeded (see [`State::active`]).
+    pub(crate) fn activate(this: ArcBorrow<'_, Self>) {
+        let queue = &this.queue;
+        let wake = queue.ready.lock().activate(this);
+        if let Some(nr_exclusive) = wake {
+            queue.wake_waiters(nr_exclusive);
         }
     }
 

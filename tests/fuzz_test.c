@@ -4,16 +4,30 @@
  * and invalid values (bad and reused descriptors, huge counts, unaligned,
  * unmapped, read-only and PROT_NONE pointers, kernel addresses, reserved
  * bits, odd ring sizes, garbage in the ring's consumer index, commits from
- * anywhere, munmap of a ring while another thread uses it). It passes when
- * every call returns (an errno or a result) and the VM runner finds the
- * kernel log clean.
+ * anywhere, munmap of a ring while another thread uses it).
+ *
+ * Every call is judged: a failing call must fail with an errno that the call
+ * can return (allowed[] below, derived from the module and the hook layer;
+ * spec section 5), and every entry that kevent_ctl() reports in its array
+ * must carry such an errno. Anything else is printed with the seed, the call,
+ * its arguments and the errno, and fails the test. At the end an errno table
+ * (call x errno -> count) is printed. The VM runner also checks that the
+ * kernel log stays clean.
  *
  *	KEVENT_FUZZ_CALLS=N	calls per thread (default 100000; 3 threads)
  *	KEVENT_FUZZ_SEED=S	seed (default: time); printed either way
  *
  * To narrow a failure down: KEVENT_FUZZ_OPS=MASK (bit i enables call i of
  * names[]), KEVENT_FUZZ_THREADS=N, KEVENT_FUZZ_NOTIMERS=1 (no timer
- * registrations), KEVENT_FUZZ_NOALARM=1 (no SIGALRM every 20 ms).
+ * registrations), KEVENT_FUZZ_NOALARM=1 (no SIGALRM every 20 ms, and no
+ * blocking waits). With one thread a seed replays the same sequence of calls.
+ *
+ * All shared queues are non-blocking, so the SIGALRM itimer cannot interrupt
+ * their waits. To reach the EINTR paths, each thread also owns two blocking
+ * queues (one with a ring) that nothing ever makes ready, and now and then
+ * waits 25 ms on one of them: the itimer's signal, which the main thread
+ * blocks so that it lands on a worker, interrupts the wait (EINTR) or the wait
+ * times out (0).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -26,21 +40,158 @@
 
 #define NQUEUES 6
 #define NTHREADS 3
+#define NOPS 10
+#define MAX_ERRNO 134		/* larger errnos are counted here */
+#define MAX_REPORTS 20		/* violations printed in full */
+
+/* Rows of the errno table: the ten operations, then what they contain. */
+enum {
+	R_INIT, R_CTL, R_GET, R_WAIT, R_COMMIT, R_SEND, R_RECV, R_SENDFILE, R_READ, R_POKE,
+	R_POKE_WAIT, R_ENT_ADD, R_ENT_REMOVE, R_ENT_MODIFY, R_ENT_READY, NROWS
+};
+
+static const char *const names[NROWS] = {
+	"kevent_init", "kevent_ctl", "kevent_get_events", "kevent_wait", "kevent_commit",
+	"aio_send", "aio_recv", "aio_sendfile", "aio_read", "ring poke (mmap)",
+	"ring poke wait", "ctl entry ADD", "ctl entry REMOVE", "ctl entry MODIFY",
+	"ctl entry READY",
+};
+
+/*
+ * What each call may fail with. Derived from the module (rust/) and the hook
+ * layer (kernel/kevent.c of the patched tree); ENOSYS never, the module is
+ * loaded.
+ */
+static const int init_errs[] = {
+	EINVAL,		/* syscalls.rs init(): flags beyond O_CLOEXEC|O_NONBLOCK, bad ring size */
+	ENOMEM,		/* queue.rs Queue::new(), shared_pages.rs SharedPages::new(),
+			 * anon_inode_getfile() (dentry, file) */
+	EMFILE,		/* compat/file.rs install_queue(): get_unused_fd_flags() */
+	ENFILE,		/* alloc_empty_file() at fs.file-max, for non-root only */
+	0
+};
+static const int ctl_errs[] = {
+	EBADF,		/* compat/file.rs queue_from_fd(): fd not open; ctl.rs: queue dead */
+	EINVAL,		/* queue_from_fd(): not a queue; ctl.rs: cmd > READY, num > MAX_CTL_BATCH */
+	EFAULT,		/* ctl.rs: arg NULL, reading the entries, writing reported ones back */
+	ENOMEM,		/* ctl.rs: KVec::with_capacity(num) */
+	0
+};
+static const int get_errs[] = {
+	EBADF,		/* syscalls.rs get_events(): queue_from_fd() */
+	EINVAL,		/* not a queue, max_nr 0 or > INT_MAX, min_nr > max_nr; harvest.rs
+			 * Wait::from_arg(): flags, timespec; hook: sigsetsize != 8 */
+	EFAULT,		/* hook: copying the wait argument or the sigmask in; buf NULL;
+			 * harvest.rs: copy-out failed before anything was copied */
+	EINTR,		/* harvest.rs get_events(): a blocking wait interrupted */
+	0
+};
+static const int wait_errs[] = {
+	EBADF,		/* syscalls.rs wait(): queue_from_fd() */
+	EINVAL,		/* not a queue, no ring, Wait::from_arg(); hook: sigsetsize */
+	EFAULT,		/* hook: copying the wait argument or the sigmask in */
+	EINTR,		/* harvest.rs wait(): interrupted with nothing in the ring */
+	0
+};
+static const int commit_errs[] = {
+	EBADF,		/* syscalls.rs commit(): queue_from_fd() */
+	EINVAL,		/* not a queue, no ring; ready.rs commit(): new_uidx >= size,
+			 * beyond what the kernel produced */
+	EOVERFLOW,	/* ready.rs commit(): behind the consumer index (stale) */
+	0
+};
+static const int aio_errs[] = {
+	EBADF,		/* syscalls.rs check_aio_fds(): kfd, sock/fd (and in_fd) not open */
+	EINVAL,		/* kfd not a queue */
+	EOPNOTSUPP,	/* not implemented yet */
+	EFAULT,		/* not reachable today (buffers are not touched before
+			 * EOPNOTSUPP); allowed by the spec for user buffers */
+	0
+};
+static const int mmap_errs[] = {
+	EBADF,		/* do_mmap: fd not open */
+	EACCES,		/* do_mmap: MAP_SHARED + PROT_WRITE on a file not open for writing */
+	ENODEV,		/* do_mmap: no ->mmap (fd 0); queue.rs mmap(): queue without a ring */
+	EINVAL,		/* queue.rs mmap(): longer than the ring */
+	ENOMEM,		/* address space, vm_insert_page() page tables */
+	0
+};
+static const int ent_add_errs[] = {
+	EINVAL,		/* ctl.rs source_of(), plain_source_of(), file_source.rs, signal_source.rs:
+			 * flags, type, event mask, timer period, signal number, POSIX timer,
+			 * self-watch, not pollable, not a FIFO */
+	EBADF,		/* ctl.rs source_of(): the file type's fd is not open */
+	EEXIST,		/* ctl.rs register(): (type, id) already registered */
+	ENOSPC,		/* limits.rs charge(): max_user_kevents */
+	ENOMEM,		/* registration.rs Registration::new(), rbtree node, storage, poll entries */
+	EOPNOTSUPP,	/* ctl.rs plain_source_of(): reserved types INODE, NAIO, AIO */
+	ENOTSOCK,	/* file_source.rs source_of(): KEVENT_SOCKET on a non-socket */
+	ELOOP,		/* KEVENT_POLL chains of queues deeper than KEVENT_MAX_NESTS */
+	0
+};
+static const int ent_remove_errs[] = { ENOENT, 0 };		/* ctl.rs remove() */
+static const int ent_modify_errs[] = { EINVAL, ENOENT, 0 };	/* ctl.rs modify() */
+static const int ent_ready_errs[] = { ENOENT, 0 };		/* ctl.rs make_ready() */
+
+static const int *const allowed[NROWS] = {
+	init_errs, ctl_errs, get_errs, wait_errs, commit_errs, aio_errs, aio_errs, aio_errs,
+	aio_errs, mmap_errs, wait_errs, ent_add_errs, ent_remove_errs, ent_modify_errs,
+	ent_ready_errs,
+};
+
+static const char *errname(int e)
+{
+	static const char *const n[MAX_ERRNO + 1] = {
+		[0] = "ok", [EPERM] = "EPERM", [ENOENT] = "ENOENT", [ESRCH] = "ESRCH",
+		[EINTR] = "EINTR", [EIO] = "EIO", [ENXIO] = "ENXIO", [E2BIG] = "E2BIG",
+		[EBADF] = "EBADF", [EAGAIN] = "EAGAIN", [ENOMEM] = "ENOMEM",
+		[EACCES] = "EACCES", [EFAULT] = "EFAULT", [EBUSY] = "EBUSY",
+		[EEXIST] = "EEXIST", [ENODEV] = "ENODEV", [ENOTDIR] = "ENOTDIR",
+		[EINVAL] = "EINVAL", [ENFILE] = "ENFILE", [EMFILE] = "EMFILE",
+		[ENOTTY] = "ENOTTY", [ENOSPC] = "ENOSPC", [ESPIPE] = "ESPIPE",
+		[EPIPE] = "EPIPE", [ERANGE] = "ERANGE", [EDEADLK] = "EDEADLK",
+		[ENOSYS] = "ENOSYS", [ELOOP] = "ELOOP", [EOVERFLOW] = "EOVERFLOW",
+		[ENOTSOCK] = "ENOTSOCK", [EOPNOTSUPP] = "EOPNOTSUPP",
+		[ECONNRESET] = "ECONNRESET", [ETIMEDOUT] = "ETIMEDOUT",
+	};
+
+	if (e >= 0 && e <= MAX_ERRNO && n[e])
+		return n[e];
+	return e == MAX_ERRNO ? "other" : "E?";
+}
+
+static bool errno_allowed(int row, int err)
+{
+	for (const int *a = allowed[row]; *a; a++)
+		if (*a == err)
+			return true;
+	return false;
+}
 
 static atomic_int queues[NQUEUES];
-static char *buf;		/* 4 pages: rw, rw, read-only, PROT_NONE */
 static char *unmapped;
-static atomic_long calls[10], ok[10], classes[8];
+static atomic_long calls[NOPS], classes[8], violations;
+static atomic_long counts[NROWS][MAX_ERRNO + 1];	/* [0]: succeeded */
 static atomic_int stop;
-static _Thread_local int last_op = -1;
+static struct __test_metadata *md;
+static uint64_t run_seed;
+static bool alarms;
 
-static const char *const names[] = {
-	"kevent_init", "kevent_ctl", "kevent_get_events", "kevent_wait", "kevent_commit",
-	"aio_send", "aio_recv", "aio_sendfile", "aio_read", "ring poke",
+struct worker {
+	uint64_t seed;		/* first state, for reports */
+	uint64_t s;
+	long n, i;
+	int idx;
+	int blockq, blockring;	/* private blocking queues */
 };
+
+static _Thread_local int last_op = -1;
+static _Thread_local char *buf;		/* 4 pages: rw, rw, read-only, PROT_NONE */
+static _Thread_local struct worker *me;
+
 static const char *const class_names[] = {
 	"valid", "NULL", "unaligned", "unmapped", "read-only", "PROT_NONE", "kernel address",
-	"ring mapping",
+	"straddling r/o",
 };
 
 static uint64_t rnd(uint64_t *s)
@@ -49,6 +200,98 @@ static uint64_t rnd(uint64_t *s)
 	*s ^= *s >> 7;
 	*s ^= *s << 17;
 	return *s;
+}
+
+static int errslot(int err)
+{
+	return err > 0 && err < MAX_ERRNO ? err : MAX_ERRNO;
+}
+
+/* Prints one violation (the first MAX_REPORTS in full) and fails the test. */
+static void report(int row, const unsigned long *a, int na, const char *what, int err)
+{
+	struct __test_metadata *_metadata = md;
+	long nr = atomic_fetch_add(&violations, 1);
+	char args[200] = "", set[200] = "";
+	bool errno_in_set = false;
+	int len = 0;
+
+	if (nr >= MAX_REPORTS)
+		return;
+	for (int i = 0; i < na && len < (int)sizeof(args); i++)
+		len += snprintf(args + len, sizeof(args) - len, "%s%#lx", i ? ", " : "", a[i]);
+	len = 0;
+	for (const int *e = allowed[row]; *e && len < (int)sizeof(set); e++)
+		len += snprintf(set + len, sizeof(set) - len, "%s%s", e == allowed[row] ? "" : " ",
+				errname(*e));
+	TH_LOG("seed %#llx thread %d (state %#llx) call %ld: %s(%s)%s%s -> %s (errno %d); %s allows: %s",
+	       (unsigned long long)run_seed, me->idx, (unsigned long long)me->seed, me->i,
+	       names[row < R_POKE_WAIT ? row : row == R_POKE_WAIT ? R_WAIT : R_CTL], args,
+	       what ? " " : "", what ? what : "", errname(err), err, names[row], set);
+	EXPECT_TRUE(errno_in_set);
+}
+
+/* Counts the result of a call and judges its errno. */
+static void judge(int row, long r, int err, const unsigned long *a, int na)
+{
+	atomic_fetch_add(&counts[row][r >= 0 ? 0 : errslot(err)], 1);
+	if (r < 0 && !errno_allowed(row, err))
+		report(row, a, na, NULL, err);
+}
+
+/*
+ * Judges the entries that a successful kevent_ctl() reported at the front of
+ * its array: failed ones (BROKEN | DONE, ret_data[1] = -errno) must carry an
+ * errno that the command can fail an entry with; only ADD reports entries
+ * that are complete without an error (ready at ADD).
+ */
+static void judge_entries(unsigned int cmd, unsigned int num, const char *p, long n,
+			  const unsigned long *a)
+{
+	static const int rows[] = { R_ENT_ADD, R_ENT_REMOVE, R_ENT_MODIFY, R_ENT_READY };
+	int row = rows[cmd & 3];
+
+	/* The entries not reported were done quietly. */
+	atomic_fetch_add(&counts[row][0], num - n);
+
+	for (long i = 0; i < n; i++) {
+		struct ukevent e;
+		char what[128];
+		int err;
+
+		memcpy(&e, p + i * sizeof(e), sizeof(e));
+		err = -(int)e.ret_data[1];
+		snprintf(what, sizeof(what), "entry %ld (type %u id %#llx ret_flags %#x)", i,
+			 e.type, (unsigned long long)e.id.raw_u64, e.ret_flags);
+		if (!(e.ret_flags & KEVENT_RET_DONE)) {
+			strncat(what, " reported without DONE", sizeof(what) - strlen(what) - 1);
+			report(row, a, 4, what, 0);
+			continue;
+		}
+		if (!(e.ret_flags & KEVENT_RET_BROKEN)) {
+			/* Ready at ADD (REQ_READY, or a ready file): ADD only. */
+			atomic_fetch_add(&counts[row][0], 1);
+			if (cmd != KEVENT_CTL_ADD) {
+				strncat(what, " reported DONE without error",
+					sizeof(what) - strlen(what) - 1);
+				report(row, a, 4, what, 0);
+			}
+			continue;
+		}
+		/*
+		 * A file ready at ADD may report itself broken: a pipe with
+		 * ret_data[1] = 0, a socket with -sk_err (any errno).
+		 */
+		if (cmd == KEVENT_CTL_ADD &&
+		    ((e.type == KEVENT_PIPE && !err) ||
+		     (e.type == KEVENT_SOCKET && !errno_allowed(row, err)))) {
+			atomic_fetch_add(&counts[row][0], 1);
+			continue;
+		}
+		atomic_fetch_add(&counts[row][errslot(err)], 1);
+		if (!errno_allowed(row, err))
+			report(row, a, 4, what, err);
+	}
 }
 
 static int pick_fd(uint64_t *s)
@@ -110,11 +353,14 @@ static void scribble(uint64_t *s)
 	}
 }
 
-static unsigned int ops_mask = 0x3ff;
+static unsigned int ops_mask = (1u << NOPS) - 1;
+static const uint64_t empty_sigset;
 
 static void one_call(uint64_t *s)
 {
-	int which = rnd(s) % 10, fd = pick_fd(s);
+	int which = rnd(s) % NOPS, fd = pick_fd(s);
+	unsigned long a[6] = { 0 };
+	int na = 0, err = 0, row = which;
 
 	if (!(ops_mask & (1u << which)))
 		return;
@@ -129,8 +375,13 @@ static void one_call(uint64_t *s)
 		static const unsigned int sizes[] = { 0, 1, 3, 16, 64, KEVENT_MAX_RING_SIZE,
 						      KEVENT_MAX_RING_SIZE + 1, 0xffffffff };
 		unsigned int flags = rnd(s) % 4 ? O_NONBLOCK : rnd(s);
+		unsigned int size = sizes[rnd(s) % 8];
 
-		r = kevent_init(sizes[rnd(s) % 8], flags);
+		a[0] = size;
+		a[1] = flags;
+		na = 2;
+		r = kevent_init(size, flags);
+		err = errno;
 		if (r >= 0) {
 			/* Replace a queue: concurrent users see the old fd closed or reused. */
 			int slot = rnd(s) % NQUEUES;
@@ -141,77 +392,199 @@ static void one_call(uint64_t *s)
 		}
 		break;
 	}
-	case 1:
+	case 1: {
+		unsigned int cmd, num;
+
 		scribble(s);
-		r = kevent_ctl(fd, rnd(s) % 5 ? rnd(s) % 4 : rnd(s), pick_count(s), p);
+		cmd = rnd(s) % 5 ? rnd(s) % 4 : rnd(s);
+		num = pick_count(s);
+		a[0] = fd;
+		a[1] = cmd;
+		a[2] = num;
+		a[3] = (unsigned long)p;
+		na = 4;
+		r = kevent_ctl(fd, cmd, num, p);
+		err = errno;
+		/* Reported entries were written back, so they are in writable memory. */
+		if (r >= 0)
+			judge_entries(cmd, num, p, r, a);
 		break;
+	}
 	case 2: {
 		struct kevent_wait_arg wa = kevent_timeout_ns(rnd(s) % 2000000);
+		const struct kevent_wait_arg *wp;
+		unsigned int min_nr, max_nr;
 
-		if (rnd(s) % 4 == 0)
-			wa.flags = rnd(s);
-		if (rnd(s) % 4 == 0) {
-			wa.sigmask = (uintptr_t)(rnd(s) % 2 ? buf : p);
-			wa.sigsetsize = rnd(s) % 3 ? 8 : rnd(s);
+		if (me->blockq >= 0 && rnd(s) % 128 == 0) {
+			/* Nothing ever becomes ready here: EINTR or 0 after 25 ms. */
+			wa = kevent_timeout_ns(25000000);
+			if (rnd(s) % 2) {
+				wa.sigmask = (uintptr_t)&empty_sigset;
+				wa.sigsetsize = 8;
+			}
+			fd = me->blockq;
+			p = buf;
+			wp = &wa;
+			min_nr = max_nr = 1;
+		} else {
+			if (rnd(s) % 4 == 0)
+				wa.flags = rnd(s);
+			if (rnd(s) % 4 == 0) {
+				wa.sigmask = (uintptr_t)(rnd(s) % 2 ? buf : p);
+				wa.sigsetsize = rnd(s) % 3 ? 8 : rnd(s);
+			}
+			if (rnd(s) % 8 == 0)
+				wa.timeout.tv_nsec = rnd(s);
+			min_nr = pick_count(s) % 4;
+			max_nr = pick_count(s);
+			wp = rnd(s) % 8 ? &wa : (rnd(s) % 2 ? NULL : p);
 		}
-		if (rnd(s) % 8 == 0)
-			wa.timeout.tv_nsec = rnd(s);
-		r = kevent_get_events(fd, pick_count(s) % 4, pick_count(s), p,
-				      rnd(s) % 8 ? &wa : (rnd(s) % 2 ? NULL : p));
+		a[0] = fd;
+		a[1] = min_nr;
+		a[2] = max_nr;
+		a[3] = (unsigned long)p;
+		a[4] = (unsigned long)wp;
+		if (wp == &wa) {
+			a[5] = wa.flags;
+			na = 6;
+		} else {
+			na = 5;
+		}
+		r = kevent_get_events(fd, min_nr, max_nr, p, wp);
+		err = errno;
 		break;
 	}
 	case 3: {
 		struct kevent_wait_arg wa = kevent_timeout_ns(rnd(s) % 1000000);
+		const struct kevent_wait_arg *wp = rnd(s) % 8 ? &wa : p;
+		unsigned int num = pick_count(s), old_uidx = rnd(s);
 
-		r = kevent_wait(fd, pick_count(s), rnd(s), rnd(s) % 8 ? &wa : p);
+		if (me->blockring >= 0 && rnd(s) % 128 == 0) {
+			/* An empty ring nobody fills, consumer index 0: sleeps. */
+			wa = kevent_timeout_ns(25000000);
+			fd = me->blockring;
+			num = 1;
+			old_uidx = 0;
+			wp = &wa;
+		}
+		a[0] = fd;
+		a[1] = num;
+		a[2] = old_uidx;
+		a[3] = (unsigned long)wp;
+		na = 4;
+		r = kevent_wait(fd, num, old_uidx, wp);
+		err = errno;
 		break;
 	}
-	case 4:
-		r = kevent_commit(fd, rnd(s) % 2 ? rnd(s) % 64 : rnd(s), rnd(s) % 2 ? 0 : rnd(s));
+	case 4: {
+		unsigned int new_uidx = rnd(s) % 2 ? rnd(s) % 64 : rnd(s);
+		unsigned int over = rnd(s) % 2 ? 0 : rnd(s);
+
+		a[0] = fd;
+		a[1] = new_uidx;
+		a[2] = over;
+		na = 3;
+		r = kevent_commit(fd, new_uidx, over);
+		err = errno;
 		break;
+	}
 	case 5:
-		r = aio_send(fd, pick_fd(s), p, rnd(s), rnd(s));
+	case 6: {
+		int sock = pick_fd(s);
+		size_t len = rnd(s);
+		unsigned int flags = rnd(s);
+
+		a[0] = fd;
+		a[1] = sock;
+		a[2] = (unsigned long)p;
+		a[3] = len;
+		a[4] = flags;
+		na = 5;
+		r = which == 5 ? aio_send(fd, sock, p, len, flags) :
+				 aio_recv(fd, sock, p, len, flags);
+		err = errno;
 		break;
-	case 6:
-		r = aio_recv(fd, pick_fd(s), p, rnd(s), rnd(s));
+	}
+	case 7: {
+		int sock = pick_fd(s), in_fd = pick_fd(s);
+		size_t count = rnd(s);
+
+		a[0] = fd;
+		a[1] = sock;
+		a[2] = in_fd;
+		a[3] = (unsigned long)p;
+		a[4] = count;
+		na = 5;
+		r = aio_sendfile(fd, sock, in_fd, p, count);
+		err = errno;
 		break;
-	case 7:
-		r = aio_sendfile(fd, pick_fd(s), pick_fd(s), p, rnd(s));
+	}
+	case 8: {
+		int f = pick_fd(s);
+		size_t len = rnd(s);
+
+		a[0] = fd;
+		a[1] = f;
+		a[2] = (unsigned long)p;
+		a[3] = len;
+		a[4] = (unsigned long)p;
+		na = 5;
+		r = aio_read(fd, f, p, len, p);
+		err = errno;
 		break;
-	case 8:
-		r = aio_read(fd, pick_fd(s), p, rnd(s), p);
-		break;
+	}
 	case 9: {
 		/* Map a ring, scribble on its header, maybe unmap it while others use it. */
 		size_t len = 4096 * (1 + rnd(s) % 3);
 		char *ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
+		err = errno;
+		a[0] = len;
+		a[1] = fd;
+		na = 2;
 		if (ring != MAP_FAILED) {
 			struct kevent_wait_arg now = kevent_timeout_ns(0);
+			unsigned long wargs[4] = { fd, 1, rnd(s), (unsigned long)&now };
+			long w;
 
-			((volatile uint32_t *)ring)[1] = rnd(s);
-			kevent_wait(fd, 1, rnd(s), &now);
+			((volatile uint32_t *)ring)[1] = wargs[2];
+			w = kevent_wait(fd, 1, wargs[2], &now);
+			judge(R_POKE_WAIT, w, errno, wargs, 4);
 			munmap(ring, len);
 			r = 0;
 		}
 		break;
 	}
 	}
-	if (r >= 0)
-		atomic_fetch_add(&ok[which], 1);
+	judge(row, r, err, a, na);
 }
-
-struct worker {
-	uint64_t seed;
-	long n;
-};
 
 static void *work(void *arg)
 {
 	struct worker *w = arg;
+	sigset_t alrm;
 
-	for (long i = 0; i < w->n && !atomic_load(&stop); i++)
-		one_call(&w->seed);
+	me = w;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
+	w->blockq = alarms ? kevent_init(0, 0) : -1;
+	w->blockring = alarms ? kevent_init(16, 0) : -1;
+	buf = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		fprintf(stderr, "# fuzz: thread %d: no buffer\n", w->idx);
+		atomic_fetch_add(&violations, 1);
+		return NULL;
+	}
+	mprotect(buf + 8192, 4096, PROT_READ);
+	mprotect(buf + 12288, 4096, PROT_NONE);
+	for (w->i = 0; w->i < w->n && !atomic_load(&stop); w->i++)
+		one_call(&w->s);
+	munmap(buf, 4 * 4096);
+	if (w->blockq >= 0)
+		close(w->blockq);
+	if (w->blockring >= 0)
+		close(w->blockring);
 	return NULL;
 }
 
@@ -225,6 +598,33 @@ static void on_segv(int sig, siginfo_t *si, void *ctx)
 static void on_alarm(int sig)
 {
 	(void)sig;	/* only interrupts a call that would block */
+}
+
+/* Prints the errno table: one line per call, a column per errno seen. */
+static void print_table(struct __test_metadata *_metadata)
+{
+	bool col[MAX_ERRNO + 1] = { false };
+	char line[512];
+	int len;
+
+	col[0] = true;
+	for (int r = 0; r < NROWS; r++)
+		for (int e = 1; e <= MAX_ERRNO; e++)
+			if (atomic_load(&counts[r][e]))
+				col[e] = true;
+	len = snprintf(line, sizeof(line), "%-18s", "errno table");
+	for (int e = 0; e <= MAX_ERRNO; e++)
+		if (col[e] && len < (int)sizeof(line))
+			len += snprintf(line + len, sizeof(line) - len, " %10s", errname(e));
+	TH_LOG("%s", line);
+	for (int r = 0; r < NROWS; r++) {
+		len = snprintf(line, sizeof(line), "%-18s", names[r]);
+		for (int e = 0; e <= MAX_ERRNO; e++)
+			if (col[e] && len < (int)sizeof(line))
+				len += snprintf(line + len, sizeof(line) - len, " %10ld",
+						atomic_load(&counts[r][e]));
+		TH_LOG("%s", line);
+	}
 }
 
 FIXTURE(fuzz) {};
@@ -243,17 +643,19 @@ TEST_F_TIMEOUT(fuzz, random_calls, 1200)
 	pthread_t t[NTHREADS];
 	int nthreads = getenv("KEVENT_FUZZ_THREADS") ? atoi(getenv("KEVENT_FUZZ_THREADS")) : NTHREADS;
 	long total = 0;
+	sigset_t alrm;
 
 	if (!seed)
 		seed = 1;
 	if (getenv("KEVENT_FUZZ_OPS"))
 		ops_mask = strtoul(getenv("KEVENT_FUZZ_OPS"), NULL, 0);
+	if (nthreads < 1 || nthreads > NTHREADS)
+		nthreads = NTHREADS;
+	alarms = !getenv("KEVENT_FUZZ_NOALARM");
+	md = _metadata;
+	run_seed = seed;
 	TH_LOG("seed %#llx, %ld calls per thread, %d threads", (unsigned long long)seed, n,
-	       NTHREADS);
-	buf = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, buf);
-	mprotect(buf + 8192, 4096, PROT_READ);
-	mprotect(buf + 12288, 4096, PROT_NONE);
+	       nthreads);
 	/*
 	 * Never mapped: below the static binary and its heap, above mmap_min_addr.
 	 * (An munmap()ed range is no good: thread stacks reuse it, and the kernel
@@ -267,28 +669,37 @@ TEST_F_TIMEOUT(fuzz, random_calls, 1200)
 	sa.sa_flags = SA_SIGINFO;
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
-	if (!getenv("KEVENT_FUZZ_NOALARM"))
+	/* The itimer's SIGALRM goes to a worker (they unblock it), not to this thread. */
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &alrm, NULL);
+	if (alarms)
 		setitimer(ITIMER_REAL, &it, NULL);
-	if (nthreads < 1 || nthreads > NTHREADS)
-		nthreads = NTHREADS;
 	for (int i = 0; i < nthreads; i++) {
-		w[i] = (struct worker){ seed + i * 0x9e3779b97f4a7c15ull, n };
+		w[i] = (struct worker){ .n = n, .idx = i };
+		w[i].seed = w[i].s = seed + i * 0x9e3779b97f4a7c15ull;
 		ASSERT_EQ(0, pthread_create(&t[i], NULL, work, &w[i]));
 	}
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(t[i], NULL);
 	setitimer(ITIMER_REAL, &(struct itimerval){ 0 }, NULL);
-	for (int i = 0; i < 10; i++) {
+	pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
+	for (int i = 0; i < NOPS; i++) {
 		TH_LOG("%-18s %8ld calls, %8ld succeeded", names[i], atomic_load(&calls[i]),
-		       atomic_load(&ok[i]));
+		       atomic_load(&counts[i][0]));
 		total += atomic_load(&calls[i]);
 	}
 	for (int i = 0; i < 8; i++)
 		TH_LOG("pointer class %-15s %8ld", class_names[i], atomic_load(&classes[i]));
 	TH_LOG("%ld calls in all", total);
+	print_table(_metadata);
 	for (int i = 0; i < NQUEUES; i++)
 		close(atomic_load(&queues[i]));
-	if (ops_mask == 0x3ff)
+	if (atomic_load(&violations) > MAX_REPORTS)
+		TH_LOG("%ld violations, the first %d printed", atomic_load(&violations),
+		       MAX_REPORTS);
+	EXPECT_EQ(0, atomic_load(&violations));
+	if (ops_mask == (1u << NOPS) - 1)
 		EXPECT_EQ((long)nthreads * n, total);
 }
 
