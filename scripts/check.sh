@@ -85,15 +85,35 @@ host_check "the module is rustfmt-clean (kernel .rustfmt.toml)" rust_formatted
 host_check "every hook site is a static-key NOP without the module" \
 	"$KEVENT_TOP/scripts/check-static-keys.py" "$kb/vmlinux"
 
-# The runner must fail a run whose kernel log shows a WARNING.
+# The runner must fail a run whose kernel log shows a report of any detector
+# the kernel has. The test-only module provokes exactly one report, chosen by
+# what=; SETUP lowers the detector's sysctls first. The run must end with 70
+# (kernel splat), and the report's line must appear exactly once in the dmesg
+# the guest prints at the end (which it prints only if it did not crash).
 runner_catches_warning() {
-	local rc=0
-	"$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --timeout 300 --log "$out/vm/warn-selftest.log" \
-		--module "$KEVENT_TOP/tests/warn_module/kevent_warn.ko" --load -- true || rc=$?
+	local what=$1 want=$2 setup=${3:-} rc=0 log=$out/vm/selftest-$1.log n
+	"$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --timeout 240 --log "$log" \
+		--module "$KEVENT_TOP/tests/warn_module/kevent_warn.ko" -- \
+		sh -c "set -e; $setup insmod /lib/modules/kevent_warn.ko what=$what" || rc=$?
 	[ "$rc" -eq 70 ] || { echo "vm-run exited $rc, want 70 (kernel splat)"; return 1; }
-	grep -q "deliberate warning to test the VM runner" "$out/vm/warn-selftest.log"
+	n=$(sed -n '/^KEVENT-DMESG-BEGIN/,/^KEVENT-DMESG-END/p' "$log" | grep -cE "$want" || true)
+	[ "$n" -eq 1 ] || { echo "want one '$want' in the guest's dmesg, found $n (log: $log)"; return 1; }
 }
-host_check "the VM runner fails a run whose kernel log has a WARNING" runner_catches_warning
+if [ "$variant" = release ]; then
+	host_check "the VM runner fails a run on a WARNING (release kernel: it has no lockup, hung-task or UBSAN detector)" \
+		runner_catches_warning warn "WARNING: .*kevent_warn\\.c"
+else
+	host_check "the VM runner fails a run on a WARNING" \
+		runner_catches_warning warn "WARNING: .*kevent_warn\\.c"
+	host_check "the VM runner fails a run on a soft lockup (watchdog_thresh 1)" \
+		runner_catches_warning softlockup "BUG: soft lockup - CPU#[0-9]+ stuck for [0-9]+s! \\[insmod:" \
+		"echo 1 > /proc/sys/kernel/watchdog_thresh;"
+	host_check "the VM runner fails a run on a hung task (hung_task_timeout_secs 2)" \
+		runner_catches_warning hung "INFO: task insmod:[0-9]+ blocked for more than [0-9]+ seconds" \
+		"echo 1 > /proc/sys/kernel/hung_task_check_interval_secs; echo 1 > /proc/sys/kernel/hung_task_warnings; echo 2 > /proc/sys/kernel/hung_task_timeout_secs;"
+	host_check "the VM runner fails a run on a UBSAN report" \
+		runner_catches_warning ubsan "UBSAN: array-index-out-of-bounds in .*kevent_warn\\.c"
+fi
 
 # The fuzzer makes 3 threads x this many calls: over a million on the debug kernel.
 # A fixed seed keeps runs reproducible; set KEVENT_FUZZ_SEED to explore others.

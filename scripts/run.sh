@@ -23,7 +23,7 @@ fi
 vmlog=$KEVENT_TOP/out/vm/run.log
 rc=0
 "$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --module "$KEVENT_TOP/rust/kevent.ko" --load \
-	--timeout 1500 --log "$vmlog" \
+	--timeout 1500 --log "$vmlog" --tcg-threads multi \
 	--files "$KEVENT_TOP/out/examples/* $KEVENT_TOP/out/bench/*" -- "$cmd" || rc=$?
 if grep -q '^BENCH ' "$vmlog"; then
 	log "benchmark results (kevent ÷ epoll, kevent ÷ io_uring; medians of one run)"

@@ -339,7 +339,7 @@ unsafe extern "C" fn queue_entry<T: PollWaiter>(
     let entry = WaitEntry {
         wait: Opaque::uninit(),
         head: AtomicPtr::new(head),
-        owner: Arc::into_raw(table.owner.clone()),
+        owner: core::ptr::null(),
     };
     let entry = match KBox::new(entry, user_gfp()) {
         Ok(entry) => entry,
@@ -348,15 +348,20 @@ unsafe extern "C" fn queue_entry<T: PollWaiter>(
             return;
         }
     };
-    let wait = entry.wait.get();
-    // SAFETY: `wait` is the entry's own, not yet queued.
-    unsafe { bindings::init_waitqueue_func_entry(wait, Some(wake_entry::<T>)) };
-    // Cannot fail: capacity was reserved above. On failure the entry (and its reference) is
-    // dropped, having never been queued.
+    // Capacity was reserved above, so this does not fail.
     if table.entries.push(entry, user_gfp()).is_err() {
         table.failed = true;
         return;
     }
+    let Some(entry) = table.entries.last_mut() else {
+        return;
+    };
+    // INVARIANT: The reference is taken once nothing can fail any more (a `WaitEntry` does not
+    // release it on drop); `clear` gives it back.
+    entry.owner = Arc::into_raw(table.owner.clone());
+    let wait = entry.wait.get();
+    // SAFETY: `wait` is the entry's own, not yet queued.
+    unsafe { bindings::init_waitqueue_func_entry(wait, Some(wake_entry::<T>)) };
     // SAFETY: `head` is the file's live wait queue (the file is being polled); `wait` is boxed
     // and stays there until `clear` removes it.
     unsafe { bindings::add_wait_queue(head, wait) };
