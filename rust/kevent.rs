@@ -11,9 +11,9 @@
 //! arguments and dispatches to `ctl` (registrations) and `harvest` (copy-out and ring);
 //! `queue` is the event queue, `registration` one watched `(type, id)`, `ready` the ready list
 //! and ring producer, `limits` the per-user registration limit, `nesting` the graph of queues
-//! watching queues. Event sources: `file_source`
-//! (poll, pipes, sockets), `signal_source`, `posix_timer_source`, with `storage` for what they
-//! attach to kernel objects and `sources` dispatching the kernel's hooks to them.
+//! watching queues. Event sources: `file_source` (poll, pipes, sockets), `signal_source`,
+//! `posix_timer_source`, with `storage` for what they attach to kernel objects and `sources`
+//! dispatching the kernel's hooks to them.
 
 use kernel::prelude::*;
 

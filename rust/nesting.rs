@@ -133,9 +133,15 @@ pub(crate) fn link(parent: &Arc<Queue>, child: &Arc<Queue>) -> Result {
     if reaches(&graph, generation, child, parent) {
         return Err(errno::eloop());
     }
-    add_one(&mut parent.nest.links.access_mut(&mut graph).children, child)?;
+    add_one(
+        &mut parent.nest.links.access_mut(&mut graph).children,
+        child,
+    )?;
     if let Err(e) = add_one(&mut child.nest.links.access_mut(&mut graph).parents, parent) {
-        let undone = take_one(&mut parent.nest.links.access_mut(&mut graph).children, child);
+        let undone = take_one(
+            &mut parent.nest.links.access_mut(&mut graph).children,
+            child,
+        );
         drop(graph);
         drop(undone);
         return Err(e);

@@ -9,10 +9,10 @@
 //! (nothing is taken under it) or `storage`'s `StorageLock` mutex, then an inode's
 //! `FileWatchers::files` mutex or a socket's or process's `Watchers::list` spinlock, then
 //! `Queue::ready` (an irqsave spinlock, taken from any context), then the wait queue's own lock
-//! (inside `wake_up`). Notifications take only `ready` (after their source's own lock: a watched file's
-//! wait queue lock, a storage list lock, a process's siglock). Nothing sleeps, allocates or calls
-//! a file's `->poll` under `ready`; timers are cancelled with no lock held, because their
-//! callback takes `ready`. `->poll` of watched files is called with `registrations` held (at ADD
+//! (inside `wake_up`). Notifications take only `ready` (after their source's own lock: a
+//! watched file's wait queue lock, a storage list lock, a process's siglock). Nothing sleeps,
+//! allocates or calls a file's `->poll` under `ready`; timers are cancelled with no lock held,
+//! because their callback takes `ready`. `->poll` of watched files is called with `registrations` held (at ADD
 //! and at harvest), which is what keeps the files alive (see `file_source`).
 //!
 //! Harvesters sleep on `wait`; pollers (`poll`, epoll, and other kevent queues watching this one

@@ -203,7 +203,8 @@ pub(crate) struct FileWatchers {
 impl FileWatchers {
     /// Adds `reg`, watching `file`, to the inode behind `slot`, creating the storage.
     fn attach(_: &Attached, slot: &Slot, file: usize, reg: &Arc<Registration>) -> Result {
-        let item = ListArc::<Registration, ON_INODE>::try_from_arc(reg.clone()).map_err(|_| EBUSY)?;
+        let item =
+            ListArc::<Registration, ON_INODE>::try_from_arc(reg.clone()).map_err(|_| EBUSY)?;
         let mut current = slot.load::<Self>();
         if current.is_null() {
             let storage = KBox::pin_init(
