@@ -72,41 +72,45 @@ pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Resul
     // call before any entry takes effect (the entries are written back unchanged).
     let mut done = 0usize;
     while done < num {
-        let n = CHUNK.min(num - done);
-        let entries = &mut buf[..n];
-        let mut reader = UserSlice::new(at(done)?, n * uapi::UKEVENT_SIZE).reader();
-        for e in entries.iter_mut() {
-            *e = reader.read::<Ukevent>()?;
-        }
-        let mut writer = UserSlice::new(at(done)?, n * uapi::UKEVENT_SIZE).writer();
-        for e in entries.iter() {
-            writer.write(e)?;
-        }
-        done += n;
+        let entries = &mut buf[..CHUNK.min(num - done)];
+        read_entries(at(done)?, entries)?;
+        write_entries(at(done)?, entries)?;
+        done += entries.len();
     }
     let mut reported = 0usize;
     let mut done = 0usize;
     while done < num {
-        let n = CHUNK.min(num - done);
-        let entries = &mut buf[..n];
-        let mut reader = UserSlice::new(at(done)?, n * uapi::UKEVENT_SIZE).reader();
-        for e in entries.iter_mut() {
-            *e = reader.read::<Ukevent>()?;
-        }
+        let entries = &mut buf[..CHUNK.min(num - done)];
+        read_entries(at(done)?, entries)?;
         let front = run_chunk(queue, cmd, entries)?;
         // Reported entries go to the front of the whole array, which only overwrites entries
         // already read (`reported <= done`).
-        let mut writer = UserSlice::new(at(reported)?, front * uapi::UKEVENT_SIZE).writer();
-        for e in entries.iter().take(front) {
-            writer.write(e)?;
-        }
+        write_entries(at(reported)?, &entries[..front])?;
         reported += front;
-        done += n;
+        done += entries.len();
         if done < num {
             cond_resched();
         }
     }
     Ok(reported as i32)
+}
+
+/// Reads `entries.len()` entries from user address `ptr`.
+fn read_entries(ptr: UserPtr, entries: &mut [Ukevent]) -> Result {
+    let mut reader = UserSlice::new(ptr, entries.len() * uapi::UKEVENT_SIZE).reader();
+    for e in entries.iter_mut() {
+        *e = reader.read::<Ukevent>()?;
+    }
+    Ok(())
+}
+
+/// Writes `entries` to user address `ptr`.
+fn write_entries(ptr: UserPtr, entries: &[Ukevent]) -> Result {
+    let mut writer = UserSlice::new(ptr, entries.len() * uapi::UKEVENT_SIZE).writer();
+    for e in entries {
+        writer.write(e)?;
+    }
+    Ok(())
 }
 
 /// Processes one chunk of entries with the registrations locked; moves the entries to report

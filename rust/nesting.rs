@@ -146,8 +146,8 @@ pub(crate) fn link(parent: &Arc<Queue>, child: &Arc<Queue>) -> Result {
         drop(undone);
         return Err(e);
     }
-    update_down(&graph, parent);
-    update_up(&graph, child);
+    update(&graph, parent, Side::Down);
+    update(&graph, child, Side::Up);
     Ok(())
 }
 
@@ -165,8 +165,8 @@ pub(crate) fn unlink(parent: &Arc<Queue>, child: &Arc<Queue>) {
             child,
         );
         let old_parent = take_one(&mut child.nest.links.access_mut(&mut graph).parents, parent);
-        update_down(&graph, parent);
-        update_up(&graph, child);
+        update(&graph, parent, Side::Down);
+        update(&graph, child, Side::Up);
         (old_child, old_parent)
     };
     drop(old_child);
@@ -222,38 +222,46 @@ fn reaches(graph: &Graph, generation: u64, from: &Arc<Queue>, target: &Arc<Queue
         .any(|(child, _)| reaches(graph, generation, child, target))
 }
 
-/// Recomputes the longest chain below `queue` from its children, and then above it for the
-/// queues watching it, as far as it changes. The recursion is as deep as the longest chain.
-fn update_down(graph: &Graph, queue: &Arc<Queue>) {
-    let links = queue.nest.links.access(graph);
-    let down = links
-        .children
-        .values()
-        .map(|(c, _)| c.nest.down() + 1)
-        .max()
-        .unwrap_or(0);
-    if queue.nest.down.swap(down, Ordering::Relaxed) == down {
-        return;
+/// Which way [`update`] measures chains.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The longest chain below a queue (`down`), through the queues it watches.
+    Down,
+    /// The longest chain above a queue (`up`), through the queues watching it.
+    Up,
+}
+
+impl Side {
+    /// The level this side keeps for `node`.
+    fn level(self, node: &Node) -> &AtomicU32 {
+        match self {
+            Side::Down => &node.down,
+            Side::Up => &node.up,
+        }
     }
-    for (parent, _) in links.parents.values() {
-        update_down(graph, parent);
+
+    /// The queues the chains go through, and the queues whose level depends on this one.
+    fn split(self, links: &Links) -> (&Linked, &Linked) {
+        match self {
+            Side::Down => (&links.children, &links.parents),
+            Side::Up => (&links.parents, &links.children),
+        }
     }
 }
 
-/// Recomputes the longest chain above `queue` from the queues watching it, and then for the
-/// queues it watches, as far as it changes.
-fn update_up(graph: &Graph, queue: &Arc<Queue>) {
-    let links = queue.nest.links.access(graph);
-    let up = links
-        .parents
+/// Recomputes `queue`'s level on `side` from its neighbours, and then theirs that depend on it,
+/// as far as it changes. The recursion is as deep as the longest chain.
+fn update(graph: &Graph, queue: &Arc<Queue>, side: Side) {
+    let (through, dependents) = side.split(queue.nest.links.access(graph));
+    let level = through
         .values()
-        .map(|(p, _)| p.nest.up() + 1)
+        .map(|(q, _)| side.level(&q.nest).load(Ordering::Relaxed) + 1)
         .max()
         .unwrap_or(0);
-    if queue.nest.up.swap(up, Ordering::Relaxed) == up {
+    if side.level(&queue.nest).swap(level, Ordering::Relaxed) == level {
         return;
     }
-    for (child, _) in links.children.values() {
-        update_up(graph, child);
+    for (q, _) in dependents.values() {
+        update(graph, q, side);
     }
 }

@@ -128,20 +128,37 @@ set +e
 vm_rc=$?
 set -e
 
-# Add up the kselftest totals; a program that died without totals is a failure.
-read -r p f s < <(awk '
-	/^# Totals: / { for (i = 3; i <= NF; i++) { split($i, kv, ":"); t[kv[1]] += kv[2] }; seen[prog] = 1 }
-	/^# selftests: kevent: / { prog = $4 }
-	/^KEVENT-TEST: / { split($3, e, "="); if (e[2] != 0 && !seen[$2]) t["error"]++ }
+# Add up the kselftest totals. A program that exits non-zero without totals,
+# or reports fewer results than its TAP plan ("1..N") declares, is a failure;
+# skipped tests are counted apart and listed with their reasons.
+summary=$out/vm/summary.txt
+awk -v summary="$summary" '
+	/^# selftests: kevent: / { prog = $4; plan[prog] = -1; results[prog] = 0; next }
+	/^1\.\.[0-9]+$/ && prog != "" { plan[prog] = substr($0, 4) + 0; next }
+	/^(ok|not ok) [0-9]+ / && prog != "" {
+		results[prog]++
+		if ($0 ~ / # SKIP/) { line = $0; sub(/^ok [0-9]+ /, "", line); print "# skipped: " prog ": " line > summary }
+		next
+	}
+	/^# Totals: / { for (i = 3; i <= NF; i++) { split($i, kv, ":"); t[kv[1]] += kv[2] }; seen[prog] = 1; next }
+	/^KEVENT-TEST: / {
+		split($3, e, "=")
+		if (e[2] != 0 && !seen[$2]) {
+			t["error"]++; print "not ok - " $2 " exited with status " e[2] " before its totals" > summary
+		} else if (plan[$2] > results[$2]) {
+			t["error"]++; print "not ok - " $2 " ran " results[$2] " of the " plan[$2] " tests it declares" > summary
+		}
+	}
 	END { printf "%d %d %d\n", t["pass"] + t["xfail"], t["fail"] + t["error"] + t["xpass"], t["skip"] }
-' "$out/vm/check.log")
+' "$out/vm/check.log" > "$out/vm/totals.txt"
+read -r p f s < "$out/vm/totals.txt"
+[ -f "$summary" ] && cat "$summary" && rm -f "$summary"
 passed=$((passed + p))
 failed=$((failed + f))
 if [ "$vm_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 	echo "not ok - the VM run failed (status $vm_rc) with no failing test: see $out/vm/check.log"
 	failed=$((failed + 1))
 fi
-[ "$s" -eq 0 ] || echo "# $s tests skipped"
 log "test suite finished in $(( $(date +%s) - start )) s"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $s skipped"
 [ "$failed" -eq 0 ]
