@@ -38,10 +38,12 @@ tar -C "$kdir" -xf "$tarball"
 mv "$kdir"/linux-source-6.12 "$src"
 
 log "applying $(ls "$KEVENT_TOP"/patches/*.patch | wc -l) patches"
-cp "$KEVENT_TOP/include/uapi/linux/kevent.h" "$src/include/uapi/linux/kevent.h"
 for p in "$KEVENT_TOP"/patches/*.patch; do
 	patch -d "$src" -p1 --quiet --forward < "$p" || die "patch $(basename "$p") does not apply"
 done
+# The series carries the ABI header; it must be the repository's.
+cmp -s "$src/include/uapi/linux/kevent.h" "$KEVENT_TOP/include/uapi/linux/kevent.h" ||
+	die "include/uapi/linux/kevent.h differs from the one in patches/ (regenerate the series)"
 
 log "configuring: tinyconfig + ${fragments[*]##*/}"
 kmake() { make -C "$src" O="$obj" "${KMAKE_ARGS[@]}" "$@"; }

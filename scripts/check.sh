@@ -48,6 +48,15 @@ patches_apply() {
 	return $rc
 }
 
+# The series carries the ABI header (a new file in patch 0001): it must be
+# byte for byte include/uapi/linux/kevent.h, the single source of truth.
+uapi_in_series() {
+	awk '/^diff --git / { take = ($3 == "a/include/uapi/linux/kevent.h") }
+	     take && /^@@ / { body = 1; next }
+	     take && body && /^\+/ { print substr($0, 2) }' "$KEVENT_TOP"/patches/*.patch |
+		cmp - "$KEVENT_TOP/include/uapi/linux/kevent.h"
+}
+
 checkpatch_clean() {
 	local p rc=0
 	for p in "$KEVENT_TOP"/patches/*.patch; do
@@ -69,6 +78,7 @@ uapi_matches_syscall_table() {
 
 echo "TAP version 13"
 host_check "patches apply to the pristine Debian linux-source-6.12 (git apply --check)" patches_apply
+host_check "the series' include/uapi/linux/kevent.h is byte-identical to the repository's" uapi_in_series
 host_check "patches are checkpatch-clean (--strict, ENOSYS rule ignored: see hooks.md)" checkpatch_clean
 host_check "UAPI syscall numbers match the syscall table" uapi_matches_syscall_table
 

@@ -12,7 +12,7 @@ KEVENT_BINDGEN_VERSION=0.69.5
 KEVENT_LLVM=/usr/lib/llvm-19
 KEVENT_JOBS=${KEVENT_JOBS:-$(nproc)}
 # Bump when scripts/build-kernel.sh changes what it builds (part of the cache key).
-KEVENT_KERNEL_RECIPE=1
+KEVENT_KERNEL_RECIPE=2
 
 export PATH="$KEVENT_LLVM/bin:$HOME/.cargo/bin:$PATH"
 export LIBCLANG_PATH="$KEVENT_LLVM/lib"
@@ -42,7 +42,6 @@ kevent_kernel_dir() {
 			echo "$KEVENT_TOP/kernel/kevent.config"
 			[ "$variant" = release ] || echo "$KEVENT_TOP/kernel/$variant.config"
 		} | sort | xargs cat
-		cat "$KEVENT_TOP/include/uapi/linux/kevent.h"
 	} | sha256sum | cut -c1-16)
 	echo "$KEVENT_CACHE/kernel-$variant-$key"
 }
