@@ -25,7 +25,7 @@ use crate::{
     nesting,
     queue::{Queue, Registrations},
     registration::{Registration, Source},
-    storage::{self, Watchers, ON_SOURCE},
+    storage::{self, Watchers},
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
@@ -222,7 +222,7 @@ pub(crate) fn woken(reg: ArcBorrow<'_, Registration>, key: u32) {
 }
 
 /// The socket hooks: readiness of a watched socket changed.
-pub(crate) fn sock_event(sk: &Sock, watchers: &Watchers<ON_SOURCE>, what: u32) {
+pub(crate) fn sock_event(sk: &Sock, watchers: &Watchers, what: u32) {
     let mut revents = sk.revents_hint(what);
     if what & !(SK_READABLE | SK_WRITABLE | SK_ERROR) != 0 {
         // A state change (connected, closed, ...): let the harvest find out which.

@@ -21,7 +21,7 @@ use crate::{
         uapi::{self, Ukevent},
     },
     registration::{Registration, Source},
-    storage::{self, Watchers, ON_SOURCE},
+    storage::{self, Watchers},
 };
 use kernel::{error::code::*, prelude::*};
 
@@ -40,7 +40,7 @@ pub(crate) fn source_of(req: &Ukevent) -> Result<Source> {
 }
 
 /// The signal hook. Returns true to consume the signal.
-pub(crate) fn signal(watchers: &Watchers<ON_SOURCE>, sig: u32, sender: i32) -> bool {
+pub(crate) fn signal(watchers: &Watchers, sig: u32, sender: i32) -> bool {
     let mut consume = false;
     watchers.for_each(|reg| {
         let Source::Signal { signo, nomask, .. } = reg.source else {
@@ -62,7 +62,7 @@ pub(crate) fn signal(watchers: &Watchers<ON_SOURCE>, sig: u32, sender: i32) -> b
 /// The process of `task` exits or executes a new program: its signal registrations go away.
 pub(crate) fn forget_process(task: &Task) {
     let slot = task.signal_slot();
-    if slot.load::<Watchers<ON_SOURCE>>().is_null() {
+    if slot.load::<Watchers>().is_null() {
         return;
     }
     if let Ok(taken) = storage::take_process(&slot) {

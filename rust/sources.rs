@@ -7,20 +7,20 @@ use crate::{
     file_source, posix_timer_source,
     registration::Registration,
     signal_source,
-    storage::{Watchers, ON_SOURCE},
+    storage::Watchers,
 };
 use kernel::{prelude::*, sync::ArcBorrow};
 
 /// Implements [`Hooks`].
 pub(crate) struct Sources;
 
-// SAFETY: Socket and process slots only hold `Watchers<ON_SOURCE>` (see `storage`), freed with
+// SAFETY: Socket and process slots only hold `Watchers` (see `storage`), freed with
 // `rcu::free_after_grace_period`; timer slots only hold references from `Slot::store_arc` to
 // registrations, dropped after `rcu::synchronize` (`storage::detach`) or once the timer no
 // longer runs (`posix_timer_source::free`).
 unsafe impl Hooks for Sources {
-    type SockStorage = Watchers<ON_SOURCE>;
-    type SignalStorage = Watchers<ON_SOURCE>;
+    type SockStorage = Watchers;
+    type SignalStorage = Watchers;
     type TimerStorage = Registration;
 
     fn sock_event(sk: &Sock, st: &Self::SockStorage, what: u32) {

@@ -29,7 +29,7 @@ use crate::{
 use core::sync::atomic::Ordering;
 use kernel::{
     error::code::*,
-    list::{List, ListArc, ListArcSafe, ListItem, TryNewListArc},
+    list::{List, ListArc, ListArcSafe, ListItem},
     new_mutex,
     prelude::*,
     rbtree::RBTree,
@@ -73,33 +73,25 @@ pub(crate) fn with_lock<R>(f: impl FnOnce(&Attached) -> R) -> Result<R> {
 /// Proof that the storage lock is held.
 pub(crate) struct Attached(());
 
-/// The registrations watching one object.
+/// The registrations watching a socket or a process.
 #[pin_data]
-pub(crate) struct Watchers<const ID: u64>
-where
-    Registration: ListItem<ID>,
-{
+pub(crate) struct Watchers {
     #[pin]
-    list: SpinLockIrq<List<Registration, ID>>,
+    list: SpinLockIrq<List<Registration, ON_SOURCE>>,
     rcu: RcuHead,
 }
 
-impl<const ID: u64> HasRcuHead for Watchers<ID>
-where
-    Registration: ListItem<ID>,
-{
+impl HasRcuHead for Watchers {
     fn rcu_head(&self) -> &RcuHead {
         &self.rcu
     }
 }
 
-impl<const ID: u64> Watchers<ID>
-where
-    Registration: ListItem<ID> + ListArcSafe<ID> + TryNewListArc<ID>,
-{
+impl Watchers {
     /// Adds `reg` to the watchers of the object behind `slot`, creating the storage.
     pub(crate) fn attach(_: &Attached, slot: &Slot, reg: &Arc<Registration>) -> Result {
-        let item = ListArc::<Registration, ID>::try_from_arc(reg.clone()).map_err(|_| EBUSY)?;
+        let item =
+            ListArc::<Registration, ON_SOURCE>::try_from_arc(reg.clone()).map_err(|_| EBUSY)?;
         let mut current = slot.load::<Self>();
         if current.is_null() {
             let storage = KBox::pin_init(
@@ -143,35 +135,16 @@ where
         }
     }
 
-    /// Detaches every registration for which `pick` returns true and returns them.
-    pub(crate) fn take_if(
-        _: &Attached,
-        slot: &Slot,
-        mut pick: impl FnMut(&Registration) -> bool,
-    ) -> List<Registration, ID> {
-        let mut taken = List::new();
+    /// Detaches every registration and returns them.
+    pub(crate) fn take_all(_: &Attached, slot: &Slot) -> List<Registration, ON_SOURCE> {
         let current = slot.load::<Self>();
         if current.is_null() {
-            return taken;
+            return List::new();
         }
         // SAFETY: As in `attach`.
         let storage = unsafe { &*current };
-        let empty = {
-            let mut list = storage.list.lock();
-            let mut kept = List::new();
-            while let Some(item) = list.pop_front() {
-                if pick(&item) {
-                    taken.push_back(item);
-                } else {
-                    kept.push_back(item);
-                }
-            }
-            *list = kept;
-            list.is_empty()
-        };
-        if empty {
-            Self::free(slot, current);
-        }
+        let taken = core::mem::replace(&mut *storage.list.lock(), List::new());
+        Self::free(slot, current);
         taken
     }
 
@@ -306,13 +279,13 @@ pub(crate) fn attach(reg: &Arc<Registration>) -> Result {
                 let file = fs.file.addr();
                 FileWatchers::attach(locked, &fs.inode, file, reg)?;
                 if let Some(sock) = &fs.sock {
-                    if let Err(e) = Watchers::<ON_SOURCE>::attach(locked, sock, reg) {
+                    if let Err(e) = Watchers::attach(locked, sock, reg) {
                         FileWatchers::detach(locked, &fs.inode, file, reg);
                         return Err(e);
                     }
                 }
             }
-            Source::Signal { process, .. } => Watchers::<ON_SOURCE>::attach(locked, process, reg)?,
+            Source::Signal { process, .. } => Watchers::attach(locked, process, reg)?,
             Source::PosixTimer { timer } => timer.store_arc(reg.clone()),
             Source::User | Source::Timer { .. } => return Ok(()),
         }
@@ -327,7 +300,7 @@ pub(crate) fn take_file(file: &File) -> Result<List<Registration, ON_INODE>> {
         let taken = FileWatchers::take(locked, &file.inode_slot(), WatchedFile::new(file).addr());
         for reg in taken.iter() {
             if let Some(sock) = reg.file_source().and_then(|fs| fs.sock.as_ref()) {
-                Watchers::<ON_SOURCE>::detach(locked, sock, &reg);
+                Watchers::detach(locked, sock, &reg);
             }
             reg.attached.store(false, Ordering::Relaxed);
         }
@@ -338,7 +311,7 @@ pub(crate) fn take_file(file: &File) -> Result<List<Registration, ON_INODE>> {
 /// Detaches every registration watching the process behind `slot` (it is exiting).
 pub(crate) fn take_process(slot: &Slot) -> Result<List<Registration, ON_SOURCE>> {
     with_lock(|locked| {
-        let taken = Watchers::<ON_SOURCE>::take_if(locked, slot, |_| true);
+        let taken = Watchers::take_all(locked, slot);
         for reg in taken.iter() {
             reg.attached.store(false, Ordering::Relaxed);
         }
@@ -367,12 +340,12 @@ pub(crate) fn detach(reg: &Registration) {
             Source::File(fs) => {
                 FileWatchers::detach(locked, &fs.inode, fs.file.addr(), reg);
                 if let Some(sock) = &fs.sock {
-                    Watchers::<ON_SOURCE>::detach(locked, sock, reg);
+                    Watchers::detach(locked, sock, reg);
                 }
                 None
             }
             Source::Signal { process, .. } => {
-                Watchers::<ON_SOURCE>::detach(locked, process, reg);
+                Watchers::detach(locked, process, reg);
                 None
             }
             // SAFETY: A POSIX timer's slot only ever holds a reference to its registration,
