@@ -9,26 +9,22 @@
 
 use crate::{
     compat::{
-        file::{File, FileRef},
         task::cond_resched,
         uapi::{self, Ukevent},
         user_gfp,
     },
-    file_source::{self, Report},
     queue::{Queue, Registrations},
-    registration::{Key, Registration, Source},
-    signal_source,
+    registration::{Key, Registration, Report},
+    sources::{self, Source},
 };
 use kernel::{
     error::code::*,
+    init::PinInit,
     prelude::*,
     rbtree::RBTreeNode,
     sync::Arc,
     uaccess::{UserPtr, UserSlice},
 };
-
-/// Nanoseconds in a second.
-const NSEC_PER_SEC: u32 = 1_000_000_000;
 
 /// What happened to one entry.
 pub(crate) enum Outcome {
@@ -149,73 +145,24 @@ fn run_chunk(queue: &Arc<Queue>, cmd: u32, entries: &mut [Ukevent]) -> Result<us
     Ok(reported)
 }
 
-/// Checks an ADD request and returns the source it watches (and, for file types, a reference
-/// to the file held during the ADD).
-fn source_of(queue: &Arc<Queue>, req: &Ukevent) -> Result<(Source, Option<FileRef>)> {
-    if req.req_flags & !uapi::REQ_MASK != 0 {
-        return Err(EINVAL);
-    }
-    match req.type_ {
-        uapi::TYPE_POLL | uapi::TYPE_PIPE | uapi::TYPE_SOCKET => {
-            let fd = i32::try_from(req.id).map_err(|_| EBADF)?;
-            let file = FileRef::fget(fd)?;
-            Ok((file_source::source_of(queue, req, &file)?, Some(file)))
-        }
-        uapi::TYPE_SIGNAL => Ok((signal_source::source_of(req)?, None)),
-        _ => Ok((plain_source_of(req)?, None)),
-    }
-}
-
-/// Checks an ADD of a source without an object: timers and user events.
-fn plain_source_of(req: &Ukevent) -> Result<Source> {
-    match req.type_ {
-        uapi::TYPE_TIMER => {
-            let (sec, nsec) = (req.id_lo(), req.id_hi());
-            if req.event & !uapi::TIMER_FIRED != 0 || req.event == 0 || nsec >= NSEC_PER_SEC {
-                return Err(EINVAL);
-            }
-            let mut interval_ns = i64::from(sec) * i64::from(NSEC_PER_SEC) + i64::from(nsec);
-            if interval_ns == 0 {
-                return Err(EINVAL);
-            }
-            let periodic = req.req_flags & uapi::REQ_ONESHOT == 0;
-            if periodic {
-                // A period of a few nanoseconds would keep a CPU in the timer interrupt.
-                interval_ns = interval_ns.max(uapi::TIMER_MIN_PERIOD_NS);
-            }
-            Ok(Source::Timer {
-                interval_ns,
-                periodic,
-            })
-        }
-        uapi::TYPE_UNOTIFY => Ok(Source::User),
-        // Created by `timer_create()` only.
-        uapi::TYPE_POSIX_TIMER => Err(EINVAL),
-        t if t < uapi::TYPE_MAX => Err(crate::compat::errno::eopnotsupp()),
-        _ => Err(EINVAL),
-    }
-}
-
 fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
-    match try_add(queue, regs, req) {
-        Ok(done) => done,
-        Err(e) => Outcome::Failed(e),
-    }
+    let added = if req.req_flags & !uapi::REQ_MASK != 0 {
+        Err(EINVAL)
+    } else {
+        sources::add(queue, regs, req)
+    };
+    added.unwrap_or_else(Outcome::Failed)
 }
 
-fn try_add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome> {
-    let (source, file) = source_of(queue, req)?;
-    register(queue, regs, req, source, file.as_deref())
-}
-
-/// Creates, arms and inserts the registration that `req` asks for, watching `source` (whose
-/// file, for file types, is `file`). Used by ADD and by `timer_create()`.
-pub(crate) fn register(
+/// Creates, arms and inserts the registration that `req` asks for, with `watch` as its
+/// source's state; `arm` starts watching and returns the readiness at once, if any. Used by
+/// every source's ADD and by `timer_create()`.
+pub(crate) fn register<S: Source>(
     queue: &Arc<Queue>,
     regs: &mut Registrations,
     req: &Ukevent,
-    source: Source,
-    file: Option<&File>,
+    watch: impl PinInit<S, Error>,
+    arm: impl FnOnce(&Arc<Registration<S>>) -> Result<Option<Report>>,
 ) -> Result<Outcome> {
     let key = Key::of(req);
     if let Some(existing) = regs.tree.get(&key) {
@@ -230,7 +177,7 @@ pub(crate) fn register(
         return Ok(Outcome::Done(None));
     }
     queue.user.charge(1)?;
-    let reg = match Registration::new(queue, req, source) {
+    let reg = match Registration::new(queue, req, watch) {
         Ok(reg) => reg,
         Err(e) => {
             queue.user.uncharge(1);
@@ -238,22 +185,22 @@ pub(crate) fn register(
         }
     };
     // Everything that can fail is done before the registration is armed and may be notified.
-    let node = match RBTreeNode::new(key, reg.clone(), user_gfp()) {
+    let node = match RBTreeNode::new(key, reg.clone() as Arc<Registration>, user_gfp()) {
         Ok(node) => node,
         Err(e) => {
-            discard(queue, &reg);
+            discard(queue, &*reg);
             return Err(e);
         }
     };
-    let initial = match Registration::arm(&reg, file) {
+    let initial = match arm(&reg) {
         Ok(Some(report)) if !always => {
             // Ready at ADD and not to be kept (the 2006 semantics).
-            discard(queue, &reg);
+            discard(queue, &*reg);
             return Ok(Outcome::Done(Some(report)));
         }
         Ok(initial) => initial,
         Err(e) => {
-            discard(queue, &reg);
+            discard(queue, &*reg);
             return Err(e);
         }
     };
@@ -264,17 +211,17 @@ pub(crate) fn register(
         queue.user.uncharge(1);
         old.to_key_value().1.disarm();
     }
-    Registration::activate(reg.as_arc_borrow());
+    let reg = Registration::erase(reg.as_arc_borrow());
+    Registration::activate(reg);
     if ready_now {
-        Registration::fire(reg.as_arc_borrow(), |st| {
-            st.ret_data[0] = st.ret_data[0].saturating_add(1);
+        Registration::fire(reg, |st| {
+            st.count(1);
             true
         });
     }
-    if let Some((flags, data)) = initial {
-        Registration::fire(reg.as_arc_borrow(), |st| {
-            st.ret_flags = flags;
-            st.ret_data = data;
+    if let Some(report) = initial {
+        Registration::fire(reg, |st| {
+            st.report(report);
             true
         });
     }
@@ -315,22 +262,20 @@ fn modify(queue: &Arc<Queue>, regs: &Registrations, req: &Ukevent) -> Outcome {
     if st.detached {
         return Outcome::Failed(ENOENT);
     }
-    // The timer's period and periodicity are fixed at ADD (the id is the period).
-    let oneshot_changed = (st.req_flags ^ req.req_flags) & uapi::REQ_ONESHOT != 0;
-    if matches!(reg.source, Source::Timer { .. }) && oneshot_changed {
-        return Outcome::Failed(EINVAL);
+    if let Err(e) = reg.watch.modify(st, req) {
+        return Outcome::Failed(e);
     }
     st.event = req.event;
     st.req_flags = req.req_flags;
     st.user = req.user;
     ready.enable(reg);
     drop(ready);
-    // A file that is ready now is reported at once, as after ADD with `ALWAYS_QUEUE`.
-    if let Some(fs) = reg.file_source() {
-        if let Some((flags, data)) = file_source::confirm(regs, fs, req.event) {
+    // A source whose events are confirmed reports one that is ready now at once, as after ADD
+    // with `ALWAYS_QUEUE`.
+    if reg.watch.confirmed() {
+        if let Some(report) = reg.watch.confirm(regs, req.event) {
             Registration::fire(reg.as_arc_borrow(), |st| {
-                st.ret_flags = flags;
-                st.ret_data = data;
+                st.report(report);
                 true
             });
         }
@@ -344,7 +289,7 @@ fn make_ready(regs: &Registrations, req: &Ukevent) -> Outcome {
         return Outcome::Failed(ENOENT);
     };
     Registration::fire(reg.as_arc_borrow(), |st| {
-        st.ret_data[0] = st.ret_data[0].saturating_add(1);
+        st.count(1);
         st.ret_data[1] = req.ret_data[1];
         true
     });

@@ -9,7 +9,6 @@ use crate::{
         task,
         uapi::{self, Ukevent, WaitArg},
     },
-    file_source,
     queue::Queue,
     ready::{InFlight, Ready},
     registration::Registration,
@@ -229,14 +228,11 @@ impl Batch {
         self.len > 0
     }
 
-    /// Confirms the file events of the batch with `->poll`; drops those no longer ready.
+    /// Confirms the events of the batch whose source confirms them (files, with `->poll`); drops
+    /// those no longer ready.
     fn confirm(&mut self, queue: &Queue, harvest: &mut Harvest) {
         let items = &mut self.items[..self.len];
-        if !items
-            .iter()
-            .flatten()
-            .any(|item| item.file_source().is_some())
-        {
+        if !items.iter().flatten().any(|item| item.watch.confirmed()) {
             return;
         }
         let regs = queue.registrations.lock();
@@ -251,13 +247,13 @@ impl Batch {
         }
         let mut dropped = [false; BATCH];
         for (i, item) in items.iter().enumerate() {
-            let Some(fs) = item.as_ref().and_then(|item| item.file_source()) else {
+            let Some(item) = item.as_ref().filter(|item| item.watch.confirmed()) else {
                 continue;
             };
             let report = if detached[i] {
                 None
             } else {
-                file_source::confirm(&regs, fs, self.events[i].event)
+                item.watch.confirm(&regs, self.events[i].event)
             };
             match report {
                 Some((flags, data)) => {
@@ -331,9 +327,10 @@ impl Batch {
     }
 }
 
-/// Whether a delivered event is a level-triggered file event, re-checked at the next harvest.
+/// Whether a delivered event is level-triggered and confirmed (a file event): it is re-checked
+/// at the next harvest.
 fn is_level_file(reg: &Registration, event: &Ukevent) -> bool {
-    reg.file_source().is_some()
+    reg.watch.confirmed()
         && event.req_flags & (uapi::REQ_ONESHOT | uapi::REQ_ET | uapi::REQ_DISPATCH) == 0
 }
 

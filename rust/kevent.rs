@@ -7,27 +7,60 @@
 //! system calls and hook sites (`include/linux/kevent.h`); this module implements everything
 //! else and registers itself with the hook layer when it loads.
 //!
-//! Layout: `compat` wraps the C APIs (the only user of `kernel::bindings`); `syscalls` checks
-//! arguments and dispatches to `ctl` (registrations) and `harvest` (copy-out and ring);
-//! `queue` is the event queue, `registration` one watched `(type, id)`, `ready` the ready list
-//! and ring producer, `limits` the per-user registration limit, `nesting` the graph of queues
-//! watching queues. Event sources: `file_source` (poll, pipes, sockets), `signal_source`,
-//! `posix_timer_source`, with `storage` for what they attach to kernel objects and `sources`
-//! dispatching the kernel's hooks to them.
+//! # Layout
+//!
+//! Layers depend one way: `compat` wraps the C APIs (the only user of `kernel::bindings`) and
+//! imports nothing from the rest; the core (`syscalls`, `ctl`, `harvest`, `queue`, `ready`,
+//! `registration`, `storage`, `limits`, `nesting`) uses `compat`; the event sources
+//! (`sources/`, one file per source behind the `Source` trait) use both. This file
+//! instantiates the C tables that `compat` builds from the module's traits.
+//!
+//! - `syscalls`: argument checks and dispatch of the system calls.
+//! - `ctl`: `kevent_ctl` (ADD, REMOVE, MODIFY, READY) and `register`, which every source's ADD
+//!   ends in.
+//! - `harvest`: `kevent_get_events` copy-out, `kevent_wait` and `kevent_commit`.
+//! - `queue`: the queue behind a kevent descriptor: its registrations, wait queues and file.
+//! - `ready`: the ready list and the ring producer.
+//! - `registration`: one watched `(type, id)`: the core every source shares.
+//! - `storage`: the lists that kernel objects (sockets, processes, inodes) point to.
+//! - `limits`: the per-user registration limit; `nesting`: queues watching queues.
+//! - `sources`: the `Source` trait, the type and hook dispatch tables, and the sources.
+//!
+//! # Lock order
+//!
+//! The one description of the module's locking; `Documentation/semantics.md` repeats it.
+//!
+//! 1. `Queue::registrations` (mutex; process context only).
+//! 2. Either `nesting`'s graph mutex (nothing is taken under it) or `storage`'s `StorageLock`
+//!    mutex (attaching to and detaching from kernel objects).
+//! 3. An inode's `FileWatchers::files` mutex, or a socket's or process's `Watchers::list`
+//!    (irqsave spinlock).
+//! 4. `Queue::ready` (irqsave spinlock; any context, hard IRQ included).
+//! 5. The lock of a queue's wait queue, inside `wake_up`: `Queue::wait` (harvesters) or
+//!    `Queue::poll_wait` (pollers, other lock class).
+//!
+//! Notifications enter below their source's own lock (a watched file's wait queue lock, a
+//! socket hook, a process's siglock under which the signal hook walks `Watchers::list`, a
+//! timer's interrupt context) and take only level 3 and 4 locks, then wake (5). Nothing
+//! allocates, sleeps or calls a file's `->poll` under a spinlock; `->poll` of watched files runs
+//! with `registrations` held, which keeps the files alive (`file_release` takes it too). Timers
+//! are cancelled with no lock held, because their callback takes `ready`.
+//!
+//! A queue watching another queue (`KEVENT_POLL`) is woken inside the watched queue's
+//! `poll_wait` lock and takes its own wait queue locks in turn, so `poll_wait` locks of one class
+//! nest: each queue takes its own at its nesting level (the longest chain of queues below it),
+//! a lockdep subclass, and `nesting` keeps chains acyclic and at most `KEVENT_MAX_NESTS` long.
 
 use kernel::prelude::*;
 
 mod compat;
 mod ctl;
-mod file_source;
 mod harvest;
 mod limits;
 mod nesting;
-mod posix_timer_source;
 mod queue;
 mod ready;
 mod registration;
-mod signal_source;
 mod sources;
 mod storage;
 mod syscalls;
@@ -40,6 +73,14 @@ module! {
     license: "GPL",
 }
 
+/// The file operations of kevent queue files.
+static QUEUE_FOPS: compat::file::QueueFops<queue::Queue> =
+    compat::file::QueueFops::new(&THIS_MODULE);
+
+/// The system calls and hooks registered with the hook layer.
+static HOOK_OPS: compat::hooks::HookOps =
+    compat::hooks::HookOps::new::<syscalls::Kevent, sources::Sources>(&THIS_MODULE);
+
 /// The loaded module: owns the registration with the hook layer.
 struct KeventModule {
     /// Taken in `drop` to unregister before the module-wide state goes away.
@@ -48,7 +89,8 @@ struct KeventModule {
 
 impl kernel::Module for KeventModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let hooks = Self::publish_globals().and_then(|()| compat::hooks::Registration::new());
+        let hooks =
+            Self::publish_globals().and_then(|()| compat::hooks::Registration::new(&HOOK_OPS));
         let hooks = hooks.inspect_err(|_| Self::clear_globals())?;
         pr_info!("registered\n");
         Ok(Self { hooks: Some(hooks) })

@@ -6,7 +6,10 @@
 //! `max_user_watches`: ADD beyond the limit fails with `ENOSPC`. The per-user counters live in a
 //! module-wide table, looked up once per queue; charging is a single atomic operation.
 
-use crate::compat::{global::ModuleGlobal, param, task};
+use crate::{
+    compat::{global::ModuleGlobal, param, task},
+    THIS_MODULE,
+};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::{
     error::code::*,
@@ -16,6 +19,15 @@ use kernel::{
     sync::{Arc, Mutex},
 };
 
+/// Registrations one user may hold across all queues (`ENOSPC` beyond): module parameter
+/// `max_user_kevents`.
+static MAX_USER_KEVENTS: AtomicUsize = AtomicUsize::new(1 << 20);
+
+#[link_section = "__param"]
+#[used]
+static MAX_USER_KEVENTS_PARAM: param::UlongParam =
+    param::UlongParam::new(c"max_user_kevents", &MAX_USER_KEVENTS, &THIS_MODULE);
+
 /// Registrations held by one user across all queues.
 pub(crate) struct UserCount {
     count: AtomicUsize,
@@ -24,7 +36,7 @@ pub(crate) struct UserCount {
 impl UserCount {
     /// Charges `n` registrations; `ENOSPC` if that would exceed the limit.
     pub(crate) fn charge(&self, n: usize) -> Result {
-        let max = param::max_user_kevents();
+        let max = param::get(&MAX_USER_KEVENTS);
         self.count
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
                 c.checked_add(n).filter(|&total| total <= max)

@@ -2,30 +2,14 @@
 
 //! The event queue behind a kevent file descriptor.
 //!
-//! # Locking
-//!
-//! Lock order (the whole module's; `Documentation/semantics.md` says the same):
-//! `Queue::registrations` (a mutex, process context only), then either `nesting`'s graph mutex
-//! (nothing is taken under it) or `storage`'s `StorageLock` mutex, then an inode's
-//! `FileWatchers::files` mutex or a socket's or process's `Watchers::list` spinlock, then
-//! `Queue::ready` (an irqsave spinlock, taken from any context), then the wait queue's own lock
-//! (inside `wake_up`). Notifications take only `ready` (after their source's own lock: a
-//! watched file's wait queue lock, a storage list lock, a process's siglock). Nothing sleeps,
-//! allocates or calls a file's `->poll` under `ready`; timers are cancelled with no lock held,
-//! because their callback takes `ready`. `->poll` of watched files is called with `registrations` held (at ADD
-//! and at harvest), which is what keeps the files alive (see `file_source`).
-//!
-//! Harvesters sleep on `wait`; pollers (`poll`, epoll, and other kevent queues watching this one
-//! with `KEVENT_POLL`) on `poll_wait`, a wait queue of another lock class: a queue woken from the
-//! `poll_wait` of a queue it watches then takes its own `wait` lock, and its own `poll_wait` lock
-//! if something polls it in turn. That nests `poll_wait` locks of one class, so a queue takes
-//! its `poll_wait` lock at its nesting level (the longest chain of queues below it, kept by
-//! `nesting`, which also refuses cycles and chains longer than `KEVENT_MAX_NESTS`), as epoll
-//! does for its own `poll_wait`.
+//! Locks: `registrations` (mutex) and `ready` (irqsave spinlock), in the module's lock order
+//! (see the crate documentation). Harvesters sleep on `wait`; pollers (`poll`, epoll, and other
+//! kevent queues watching this one with `KEVENT_POLL`) on `poll_wait`, a wait queue of another
+//! lock class, taken at the queue's nesting level.
 
 use crate::{
     compat::{
-        file::{File, QueueFile},
+        file::{queue_from_fd, File, QueueFile, QueueFops, QueueRef},
         lock::{new_spinlock_irq, SpinLockIrq},
         poll::{PollTable, WaitQueue, EPOLLIN, EPOLLRDNORM},
         shared_pages::{vm_flags, SharedPages, Vma},
@@ -107,6 +91,12 @@ impl Queue {
         )
     }
 
+    /// The queue open as `fd`, held for the duration of a system call: `EBADF` if `fd` is not
+    /// open, `EINVAL` if it is not a kevent queue.
+    pub(crate) fn from_fd(fd: i32) -> Result<QueueRef<Queue>> {
+        queue_from_fd(fd)
+    }
+
     /// Whether the queue was created with a ring.
     pub(crate) fn has_ring(&self) -> bool {
         self.ring_size != 0
@@ -145,13 +135,9 @@ impl Queue {
 
     /// Removes `reg`, whose source went away (its file was closed, its process exited, its
     /// POSIX timer was deleted), from the queue.
-    pub(crate) fn forget(&self, reg: &Arc<Registration>) {
+    pub(crate) fn forget(&self, reg: &Registration) {
         let mut regs = self.registrations.lock();
-        let same = !regs.dead
-            && regs
-                .tree
-                .get(&reg.key)
-                .is_some_and(|cur| Arc::ptr_eq(cur, reg));
+        let same = !regs.dead && regs.tree.get(&reg.key).is_some_and(|cur| cur.is(reg));
         if same {
             regs.tree.remove(&reg.key);
             self.user.uncharge(1);
@@ -173,10 +159,7 @@ impl Queue {
             let Some(reg) = self.ready.lock().take_reaped() else {
                 return;
             };
-            let same = regs
-                .tree
-                .get(&reg.key)
-                .is_some_and(|cur| Arc::ptr_eq(cur, &reg));
+            let same = regs.tree.get(&reg.key).is_some_and(|cur| cur.is(&reg));
             if same {
                 regs.tree.remove(&reg.key);
                 self.user.uncharge(1);
@@ -187,6 +170,10 @@ impl Queue {
 }
 
 impl QueueFile for Queue {
+    fn fops() -> &'static QueueFops<Self> {
+        &crate::QUEUE_FOPS
+    }
+
     fn poll(&self, file: &File, table: &PollTable) -> u32 {
         table.register_wait(file, &self.poll_wait);
         let mut ready = self.ready.lock();

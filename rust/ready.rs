@@ -337,7 +337,7 @@ impl Ready {
         }
         let mut cursor = self.list.cursor_front();
         while let Some(c) = cursor {
-            if core::ptr::eq(&*c.current(), reg) {
+            if c.current().is(reg) {
                 drop(c.remove());
                 self.nr = self.nr.saturating_sub(1);
                 return;

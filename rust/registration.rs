@@ -1,32 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A registration: one `(type, id)` watched by one queue.
+//!
+//! The core is the same for every event type: the key, the queue, the state shared with
+//! notifications and the place on the ready list. What a type needs besides (a timer, wait
+//! queue entries, places on a socket's or process's list) is its source's state `W`, the last
+//! field. A source creates a `Registration<W>` with its own type and hands it to the queue as a
+//! [`Registration`] (`W` = `dyn Watch`), through which the queue reaches the source again.
 
 use crate::{
-    compat::{
-        file::File,
-        hrtimer::{impl_has_hr_timer, HrTimer, HrTimerCallback},
-        poll::{PollEntries, PollWaiter},
-        slot::Slot,
-        uapi::Ukevent,
-        user_gfp,
-    },
-    file_source::{self, FileSource, Report},
+    compat::{uapi::Ukevent, user_gfp},
     queue::Queue,
     ready::Ready,
-    storage,
+    sources::{Source, Watch},
 };
-use core::sync::atomic::AtomicBool;
+use core::any::TypeId;
 use kernel::{
-    error::code::*,
+    init::PinInit,
     list::{
-        impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, ListLinks,
-        TryNewListArc,
+        impl_has_list_links_self_ptr, impl_list_arc_safe, impl_list_item, AtomicTracker,
+        HasListLinks, ListLinksSelfPtr, TryNewListArc,
     },
-    new_mutex,
     prelude::*,
-    sync::{Arc, ArcBorrow, LockedBy, Mutex},
+    sync::{Arc, ArcBorrow, LockedBy},
 };
+
+/// What a ready event reports besides its key and cookie: `(ret_flags, ret_data)`.
+pub(crate) type Report = (u32, [u32; 2]);
 
 /// The lookup key of a registration: its type and id, as in `struct ukevent`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,36 +45,6 @@ impl Key {
             id: req.id,
         }
     }
-}
-
-/// What a registration watches.
-pub(crate) enum Source {
-    /// A user event, made ready by `KEVENT_CTL_READY`.
-    User,
-    /// A timer firing every `interval_ns`, or once (`ONESHOT` at ADD).
-    Timer {
-        /// The period.
-        interval_ns: i64,
-        /// Whether it re-arms itself after each expiry.
-        periodic: bool,
-    },
-    /// A file: `KEVENT_POLL`, `KEVENT_PIPE` or `KEVENT_SOCKET`.
-    File(FileSource),
-    /// A signal sent to the process whose slot this is.
-    Signal {
-        /// The signal number.
-        signo: u32,
-        /// Consume the signal (`KEVENT_SIGNAL_NOMASK`).
-        nomask: bool,
-        /// The registering process's slot, valid while `attached`.
-        process: Slot,
-    },
-    /// A POSIX timer created with `SIGEV_KEVENT`, whose slot holds a reference to the
-    /// registration while `attached`.
-    PosixTimer {
-        /// The timer's slot.
-        timer: Slot,
-    },
 }
 
 /// The mutable state of a registration, protected by its queue's ready lock.
@@ -115,81 +85,10 @@ pub(crate) struct State {
     pub(crate) ret_data: [u32; 2],
 }
 
-/// A registration.
-///
-/// # Invariants
-///
-/// It lives in an `Arc`; its timer is cancelled, its wait queue entries are removed and its
-/// storage is detached (`disarm`) before it is dropped, so no notification outlives it.
-/// `attached` is true while it is on its object's storage lists (changed under the storage
-/// lock).
-#[pin_data]
-pub(crate) struct Registration {
-    /// The lookup key.
-    pub(crate) key: Key,
-    /// What it watches.
-    pub(crate) source: Source,
-    /// The queue it belongs to.
-    pub(crate) queue: Arc<Queue>,
-    /// State shared with event notifications.
-    pub(crate) state: LockedBy<State, Ready>,
-    #[pin]
-    links: ListLinks<0>,
-    #[pin]
-    tracker: AtomicTracker<0>,
-    /// Place on the socket's or process's storage.
-    #[pin]
-    source_links: ListLinks<{ storage::ON_SOURCE }>,
-    #[pin]
-    source_tracker: AtomicTracker<{ storage::ON_SOURCE }>,
-    /// Place on the file's inode storage.
-    #[pin]
-    inode_links: ListLinks<{ storage::ON_INODE }>,
-    #[pin]
-    inode_tracker: AtomicTracker<{ storage::ON_INODE }>,
-    /// See the invariants.
-    pub(crate) attached: AtomicBool,
-    /// The timer of `Source::Timer`.
-    #[pin]
-    timer: HrTimer,
-    /// Wait queue entries of `KEVENT_POLL` and `KEVENT_PIPE` on the file.
-    #[pin]
-    pub(crate) entries: Mutex<PollEntries<Registration>>,
-}
-
-impl_has_list_links! {
-    impl HasListLinks<0> for Registration { self.links }
-}
-impl_list_arc_safe! {
-    impl ListArcSafe<0> for Registration { tracked_by tracker: AtomicTracker<0>; }
-}
-impl_list_item! {
-    impl ListItem<0> for Registration { using ListLinks; }
-}
-impl_has_list_links! {
-    impl HasListLinks<1> for Registration { self.source_links }
-}
-impl_list_arc_safe! {
-    impl ListArcSafe<1> for Registration { tracked_by source_tracker: AtomicTracker<1>; }
-}
-impl_list_item! {
-    impl ListItem<1> for Registration { using ListLinks; }
-}
-impl_has_list_links! {
-    impl HasListLinks<2> for Registration { self.inode_links }
-}
-impl_list_arc_safe! {
-    impl ListArcSafe<2> for Registration { tracked_by inode_tracker: AtomicTracker<2>; }
-}
-impl_list_item! {
-    impl ListItem<2> for Registration { using ListLinks; }
-}
-impl_has_hr_timer!(Registration, timer);
-
-impl Registration {
-    /// Creates a registration for `req` on `queue`; `source` was validated by the caller.
-    pub(crate) fn new(queue: &Arc<Queue>, req: &Ukevent, source: Source) -> Result<Arc<Self>> {
-        let state = State {
+impl State {
+    /// The state of a new registration for `req`: enabled, not yet active.
+    fn new(req: &Ukevent) -> Self {
+        Self {
             event: req.event,
             req_flags: req.req_flags,
             user: req.user,
@@ -203,67 +102,101 @@ impl Registration {
             seq: 0,
             ret_flags: 0,
             ret_data: [0, 0],
-        };
+        }
+    }
+
+    /// Counts one more occurrence into `ret_data[0]` (timers, user events, signals).
+    pub(crate) fn count(&mut self, n: u32) {
+        self.ret_data[0] = self.ret_data[0].saturating_add(n);
+    }
+
+    /// Replaces the result with `report` (file events report the latest state).
+    pub(crate) fn report(&mut self, (flags, data): Report) {
+        self.ret_flags = flags;
+        self.ret_data = data;
+    }
+}
+
+/// A registration whose source state is `W`; plain `Registration` is the type-erased one that
+/// queues hold.
+///
+/// # Invariants
+///
+/// It lives in an `Arc`. Its source is disarmed ([`Watch::disarm`]) before it is dropped, so no
+/// notification outlives it.
+#[pin_data]
+pub(crate) struct Registration<W: ?Sized = dyn Watch> {
+    /// The lookup key.
+    pub(crate) key: Key,
+    /// The queue it belongs to.
+    pub(crate) queue: Arc<Queue>,
+    /// State shared with event notifications.
+    pub(crate) state: LockedBy<State, Ready>,
+    /// Place on the ready list.
+    #[pin]
+    links: ListLinksSelfPtr<Registration, 0>,
+    #[pin]
+    tracker: AtomicTracker<0>,
+    /// What its source keeps.
+    #[pin]
+    pub(crate) watch: W,
+}
+
+impl_has_list_links_self_ptr! {
+    impl{W: ?Sized} HasSelfPtr<Registration> for Registration<W> { self.links }
+}
+impl_list_arc_safe! {
+    impl{W: ?Sized} ListArcSafe<0> for Registration<W> { tracked_by tracker: AtomicTracker<0>; }
+}
+impl_list_item! {
+    impl ListItem<0> for Registration { using ListLinksSelfPtr; }
+}
+
+impl<S: Source> Registration<S> {
+    /// Creates a registration for `req` on `queue`, with its source's state from `watch`.
+    pub(crate) fn new(
+        queue: &Arc<Queue>,
+        req: &Ukevent,
+        watch: impl PinInit<S, Error>,
+    ) -> Result<Arc<Self>> {
         Arc::pin_init(
-            pin_init!(Self {
+            try_pin_init!(Self {
                 key: Key::of(req),
-                source,
                 queue: queue.clone(),
-                state: LockedBy::new(&queue.ready, state),
-                links <- ListLinks::new(),
+                state: LockedBy::new(&queue.ready, State::new(req)),
+                links <- ListLinksSelfPtr::new(),
                 tracker <- AtomicTracker::new(),
-                source_links <- ListLinks::new(),
-                source_tracker <- AtomicTracker::new(),
-                inode_links <- ListLinks::new(),
-                inode_tracker <- AtomicTracker::new(),
-                attached: AtomicBool::new(false),
-                timer <- HrTimer::new::<Registration>(),
-                entries <- new_mutex!(PollEntries::new(), "Registration::entries"),
-            }),
+                watch <- watch,
+            }? Error),
             user_gfp(),
         )
     }
 
-    /// Starts watching the source: starts the timer, or attaches to the watched object (and
-    /// polls `file`, which a file source needs). Returns the readiness of a file that is ready
-    /// at once. On error, `disarm` undoes what was done.
-    pub(crate) fn arm(this: &Arc<Self>, file: Option<&File>) -> Result<Option<Report>> {
-        match &this.source {
-            Source::Timer { interval_ns, .. } => {
-                this.timer.start(*interval_ns);
-                Ok(None)
-            }
-            Source::File(fs) => file_source::arm(this, fs, file.ok_or(EINVAL)?),
-            Source::Signal { .. } | Source::PosixTimer { .. } => {
-                storage::attach(this).map(|()| None)
-            }
-            Source::User => Ok(None),
-        }
+    /// The same registration, type-erased, as the queue sees it.
+    pub(crate) fn erase(this: ArcBorrow<'_, Self>) -> ArcBorrow<'_, Registration> {
+        let ptr: *const Self = &*this;
+        let ptr: *const Registration = ptr;
+        // SAFETY: `ptr` points to the value of the `Arc` that `this` borrows (unsizing changes
+        // neither the address nor the allocation), and that `Arc` stays alive for the lifetime
+        // of `this`, which the result keeps.
+        unsafe { ArcBorrow::from_raw(ptr) }
     }
 
-    /// Stops watching the source; on return no notification is running or will run for it.
-    /// Idempotent. Must be called in process context without the queue's ready lock.
-    pub(crate) fn disarm(&self) {
-        match &self.source {
-            Source::Timer { .. } => {
-                self.timer.cancel();
-            }
-            Source::File(fs) => file_source::disarm(self, fs),
-            Source::Signal { .. } | Source::PosixTimer { .. } => storage::detach(self),
-            Source::User => {}
-        }
+    /// A notification from the source: [`Registration::fire`].
+    pub(crate) fn notify(this: ArcBorrow<'_, Self>, update: impl FnOnce(&mut State) -> bool) {
+        Registration::fire(Self::erase(this), update);
     }
+}
 
-    /// The interest mask (`ukevent.event`) now.
-    pub(crate) fn state_event(&self) -> u32 {
-        self.state.access(&self.queue.ready.lock()).event
-    }
-
-    /// The file source, if it watches a file.
-    pub(crate) fn file_source(&self) -> Option<&FileSource> {
-        match &self.source {
-            Source::File(f) => Some(f),
-            _ => None,
+impl Registration {
+    /// Makes the registration ready, applying `update` to its state first, and wakes waiters.
+    /// `update` returns false when the notification turns out not to concern it. Callable
+    /// from any context, including hard IRQ.
+    pub(crate) fn fire(this: ArcBorrow<'_, Self>, update: impl FnOnce(&mut State) -> bool) {
+        let queue = &this.queue;
+        let wake = queue.ready.lock().make_ready(this, update);
+        if let Some(nr_exclusive) = wake {
+            queue.wake_waiters(nr_exclusive);
         }
     }
 
@@ -276,15 +209,29 @@ impl Registration {
         }
     }
 
-    /// Makes the registration ready, applying `update` to its state first, and wakes waiters.
-    /// `update` returns false when the notification turns out not to concern it. Callable
-    /// from any context, including hard IRQ.
-    pub(crate) fn fire(this: ArcBorrow<'_, Self>, update: impl FnOnce(&mut State) -> bool) {
-        let queue = &this.queue;
-        let wake = queue.ready.lock().make_ready(this, update);
-        if let Some(nr_exclusive) = wake {
-            queue.wake_waiters(nr_exclusive);
+    /// The registration with its source's own type, if that is `S`.
+    pub(crate) fn downcast<S: Source>(&self) -> Option<&Registration<S>> {
+        if self.watch.source_id() != TypeId::of::<S>() {
+            return None;
         }
+        let ptr: *const Registration = self;
+        // SAFETY: The source state's type is `S` (`Watch::source_id` is truthful, a safety
+        // requirement of `Watch`), so this value was created as a `Registration<S>` and unsized;
+        // casting the pointer back restores its type without changing the address.
+        Some(unsafe { &*ptr.cast::<Registration<S>>() })
+    }
+
+    /// Stops watching the source; on return no notification is running or will run for it.
+    /// Idempotent. Must be called in process context without the queue's ready lock.
+    pub(crate) fn disarm(&self) {
+        self.watch.disarm(self);
+    }
+}
+
+impl<W: ?Sized> Registration<W> {
+    /// The interest mask (`ukevent.event`) now.
+    pub(crate) fn event(&self) -> u32 {
+        self.state.access(&self.queue.ready.lock()).event
     }
 
     /// Builds the event that user space receives, from a state snapshot.
@@ -300,33 +247,9 @@ impl Registration {
             seq: st.seq,
         }
     }
-}
 
-impl HrTimerCallback for Registration {
-    fn expired(this: ArcBorrow<'_, Self>, timer: &HrTimer) -> bool {
-        let Source::Timer {
-            interval_ns,
-            periodic,
-        } = this.source
-        else {
-            return false;
-        };
-        let periods = if periodic {
-            timer.forward_now(interval_ns)
-        } else {
-            1
-        };
-        let expirations = u32::try_from(periods).unwrap_or(u32::MAX);
-        Registration::fire(this, |st| {
-            st.ret_data[0] = st.ret_data[0].saturating_add(expirations);
-            true
-        });
-        periodic
-    }
-}
-
-impl PollWaiter for Registration {
-    fn woken(this: ArcBorrow<'_, Self>, key: u32) {
-        file_source::woken(this, key);
+    /// Whether `self` and `other` are the same registration, whatever their types.
+    pub(crate) fn is<V: ?Sized>(&self, other: &Registration<V>) -> bool {
+        core::ptr::addr_eq(self, other)
     }
 }

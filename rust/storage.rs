@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Storage attached to kernel objects: the registrations that watch an inode's files, a socket
-//! or a process.
+//! Storage attached to kernel objects: the registrations that watch a socket, a process or the
+//! open files of an inode.
 //!
 //! A socket's or process's kevent slot points to a [`Watchers`] list, which hooks walk: created
 //! by the first registration and freed (after an RCU grace period, since atomic hooks read the
@@ -10,36 +10,24 @@
 //! timerfds, epoll and kevent queues, ...) shares one inode, and closing one of them must find
 //! its own registrations without walking everybody else's. Attaching and detaching are
 //! serialised by one module-wide mutex, [`StorageLock`]; notifications only take a list's
-//! irqsave spinlock.
-//!
-//! Lock order: `Queue::registrations`, then [`StorageLock`], then `FileWatchers::files` or
-//! `Watchers::list`, then `Queue::ready` (hooks enter at `Watchers::list`).
+//! irqsave spinlock. Both containers are generic over the item (a source's registration type)
+//! and the list it uses; which object holds which container is the sources' business.
 
-use crate::{
-    compat::{
-        file::{File, WatchedFile},
-        global::ModuleGlobal,
-        lock::{new_spinlock_irq, SpinLockIrq},
-        rcu::{self, HasRcuHead, RcuHead},
-        slot::Slot,
-        user_gfp,
-    },
-    registration::{Registration, Source},
+use crate::compat::{
+    global::ModuleGlobal,
+    lock::{new_spinlock_irq, SpinLockIrq},
+    rcu::{self, HasRcuHead, RcuHead},
+    slot::Slot,
+    user_gfp,
 };
-use core::sync::atomic::Ordering;
 use kernel::{
     error::code::*,
-    list::{List, ListArc, ListArcSafe, ListItem},
+    list::{List, ListArc, ListArcSafe, ListItem, TryNewListArc},
     new_mutex,
     prelude::*,
     rbtree::RBTree,
     sync::{Arc, ArcBorrow, Mutex},
 };
-
-/// List id of a registration's place on its source (socket or process).
-pub(crate) const ON_SOURCE: u64 = 1;
-/// List id of a registration's place on its file's inode.
-pub(crate) const ON_INODE: u64 = 2;
 
 /// The module-wide lock of storage attachment.
 #[pin_data]
@@ -73,128 +61,162 @@ pub(crate) fn with_lock<R>(f: impl FnOnce(&Attached) -> R) -> Result<R> {
 /// Proof that the storage lock is held.
 pub(crate) struct Attached(());
 
-/// The registrations watching a socket or a process.
+/// Items that storage can hold on list `ID`.
+pub(crate) trait Item<const ID: u64>:
+    ListItem<ID> + ListArcSafe<ID> + TryNewListArc<ID> + Send + Sync
+{
+}
+
+impl<T: ListItem<ID> + ListArcSafe<ID> + TryNewListArc<ID> + Send + Sync, const ID: u64> Item<ID>
+    for T
+{
+}
+
+/// Makes the list reference of `item` for list `ID`; `EBUSY` if it is on such a list already.
+fn list_arc<T: Item<ID>, const ID: u64>(item: &Arc<T>) -> Result<ListArc<T, ID>> {
+    ListArc::try_from_arc(item.clone()).map_err(|_| EBUSY)
+}
+
+/// Allocates storage with `init` and stores it in `slot`; returns it.
+fn create<S, E>(slot: &Slot, init: impl PinInit<S, E>) -> Result<*mut S>
+where
+    Error: From<E>,
+{
+    let storage = KBox::pin_init(init, user_gfp())?;
+    // SAFETY: The storage is never moved out of its box: the slot keeps its address until it is
+    // freed in place.
+    let ptr = KBox::into_raw(unsafe { Pin::into_inner_unchecked(storage) });
+    slot.store(ptr);
+    Ok(ptr)
+}
+
+/// The items watching a socket or a process, walked by its hook.
+///
+/// # Invariants
+///
+/// Lives behind exactly one slot, from [`Watchers::attach`] until the list becomes empty.
 #[pin_data]
-pub(crate) struct Watchers {
+pub(crate) struct Watchers<T: Item<ID>, const ID: u64> {
     #[pin]
-    list: SpinLockIrq<List<Registration, ON_SOURCE>>,
+    list: SpinLockIrq<List<T, ID>>,
     rcu: RcuHead,
 }
 
-impl HasRcuHead for Watchers {
+impl<T: Item<ID>, const ID: u64> HasRcuHead for Watchers<T, ID> {
     fn rcu_head(&self) -> &RcuHead {
         &self.rcu
     }
 }
 
-impl Watchers {
-    /// Adds `reg` to the watchers of the object behind `slot`, creating the storage.
-    pub(crate) fn attach(_: &Attached, slot: &Slot, reg: &Arc<Registration>) -> Result {
-        let item =
-            ListArc::<Registration, ON_SOURCE>::try_from_arc(reg.clone()).map_err(|_| EBUSY)?;
-        let mut current = slot.load::<Self>();
-        if current.is_null() {
-            let storage = KBox::pin_init(
-                pin_init!(Self {
+impl<T: Item<ID>, const ID: u64> Watchers<T, ID> {
+    /// The storage behind `slot`, if any.
+    ///
+    /// Callers hold the storage lock (`_`); `slot` only ever holds this type.
+    fn get<'a>(_: &'a Attached, slot: &Slot) -> Option<&'a Self> {
+        let current = slot.load::<Self>();
+        // SAFETY: Under the storage lock, a non-null slot of an object that holds `Watchers<T,
+        // ID>` points to live storage of this type (only this type stores pointers in such
+        // slots, and only `free` frees it, under the same lock).
+        unsafe { current.as_ref() }
+    }
+
+    /// Adds `item` to the watchers of the object behind `slot`, creating the storage.
+    pub(crate) fn attach(locked: &Attached, slot: &Slot, item: &Arc<T>) -> Result {
+        let item = list_arc(item)?;
+        let storage = match Self::get(locked, slot) {
+            Some(storage) => storage,
+            None => {
+                let init = pin_init!(Self {
                     list <- new_spinlock_irq!(List::new(), "Watchers::list"),
                     rcu: RcuHead::new(),
-                }),
-                user_gfp(),
-            )?;
-            // SAFETY: The storage is never moved out of its box: the slot keeps its address
-            // until `detach` frees it in place.
-            current = KBox::into_raw(unsafe { Pin::into_inner_unchecked(storage) });
-            slot.store(current);
-        }
-        // SAFETY: Under the storage lock, a non-null slot points to live storage of this type
-        // (only this type stores pointers in slots of this list id, and only `detach` frees it,
-        // under the same lock).
-        let storage = unsafe { &*current };
+                });
+                // SAFETY: Just created and stored in the slot; freed only by `free`, under the
+                // storage lock that the caller holds.
+                unsafe { &*create(slot, init)? }
+            }
+        };
         storage.list.lock().push_back(item);
         Ok(())
     }
 
-    /// Removes `reg` from the watchers of the object behind `slot`, freeing the storage when it
-    /// becomes empty. `reg` must have been attached to this object.
-    pub(crate) fn detach(_: &Attached, slot: &Slot, reg: &Registration) {
-        let current = slot.load::<Self>();
-        if current.is_null() {
+    /// Removes `item` from the watchers of the object behind `slot`, freeing the storage when
+    /// it becomes empty. `item` must have been attached to this object.
+    pub(crate) fn detach(locked: &Attached, slot: &Slot, item: &T) {
+        let Some(storage) = Self::get(locked, slot) else {
             return;
-        }
-        // SAFETY: As in `attach`.
-        let storage = unsafe { &*current };
+        };
         let empty = {
             let mut list = storage.list.lock();
-            // SAFETY: A registration is attached to at most one object per list id, and this
-            // is the object it was attached to (caller's guarantee).
-            drop(unsafe { list.remove(reg) });
+            // SAFETY: An item is on at most one list `ID`, and this is the object it was
+            // attached to (caller's guarantee).
+            drop(unsafe { list.remove(item) });
             list.is_empty()
         };
         if empty {
-            Self::free(slot, current);
+            Self::free(slot);
         }
     }
 
-    /// Detaches every registration and returns them.
-    pub(crate) fn take_all(_: &Attached, slot: &Slot) -> List<Registration, ON_SOURCE> {
-        let current = slot.load::<Self>();
-        if current.is_null() {
+    /// Detaches every item and returns them.
+    pub(crate) fn take_all(locked: &Attached, slot: &Slot) -> List<T, ID> {
+        let Some(storage) = Self::get(locked, slot) else {
             return List::new();
-        }
-        // SAFETY: As in `attach`.
-        let storage = unsafe { &*current };
+        };
         let taken = core::mem::replace(&mut *storage.list.lock(), List::new());
-        Self::free(slot, current);
+        Self::free(slot);
         taken
     }
 
-    /// Calls `f` on every registration, with the list locked: any context, must not sleep.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(ArcBorrow<'_, Registration>)) {
+    /// Calls `f` on every item, with the list locked: any context, must not sleep.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(ArcBorrow<'_, T>)) {
         let list = self.list.lock();
-        for reg in list.iter() {
-            f(reg);
+        for item in list.iter() {
+            f(item);
         }
     }
 
-    fn free(slot: &Slot, current: *mut Self) {
+    /// Clears the slot and frees the (empty) storage after a grace period.
+    fn free(slot: &Slot) {
+        let current = slot.load::<Self>();
         slot.store::<Self>(core::ptr::null_mut());
-        // SAFETY: `current` came from `KBox::into_raw` in `attach` and is no longer reachable
+        // SAFETY: `current` came from `KBox::into_raw` in `create` and is no longer reachable
         // from the slot; hooks that read it before are RCU readers, and the free waits for
-        // them. The list is empty, so dropping the storage would only free memory.
+        // them. The list is empty, so dropping the storage only frees memory.
         unsafe { rcu::free_after_grace_period(KBox::from_raw(current)) };
     }
 }
 
-/// The registrations watching the open files of one inode, by file.
+/// The items watching the open files of one inode, by file.
 #[pin_data]
-pub(crate) struct FileWatchers {
-    /// Registrations by the address of the file they watch.
+pub(crate) struct FileWatchers<T: Item<ID>, const ID: u64> {
+    /// Items by the address of the file they watch.
     #[pin]
-    files: Mutex<RBTree<usize, List<Registration, ON_INODE>>>,
+    files: Mutex<RBTree<usize, List<T, ID>>>,
 }
 
-impl FileWatchers {
-    /// Adds `reg`, watching `file`, to the inode behind `slot`, creating the storage.
-    fn attach(_: &Attached, slot: &Slot, file: usize, reg: &Arc<Registration>) -> Result {
-        let item =
-            ListArc::<Registration, ON_INODE>::try_from_arc(reg.clone()).map_err(|_| EBUSY)?;
-        let mut current = slot.load::<Self>();
-        if current.is_null() {
-            let storage = KBox::pin_init(
-                pin_init!(Self {
-                    files <- new_mutex!(RBTree::new(), "FileWatchers::files"),
-                }),
-                user_gfp(),
-            )?;
-            // SAFETY: The storage is never moved out of its box: the slot keeps its address
-            // until `free` drops it in place.
-            current = KBox::into_raw(unsafe { Pin::into_inner_unchecked(storage) });
-            slot.store(current);
-        }
+impl<T: Item<ID>, const ID: u64> FileWatchers<T, ID> {
+    /// The storage behind `slot`, if any; as [`Watchers::get`].
+    fn get<'a>(_: &'a Attached, slot: &Slot) -> Option<&'a Self> {
+        let current = slot.load::<Self>();
         // SAFETY: Under the storage lock, a non-null inode slot points to live storage of this
         // type (only this type is stored in inode slots, and only `free` frees it, under the
         // same lock).
-        let storage = unsafe { &*current };
+        unsafe { current.as_ref() }
+    }
+
+    /// Adds `item`, watching the file at address `file`, to the inode behind `slot`.
+    pub(crate) fn attach(locked: &Attached, slot: &Slot, file: usize, item: &Arc<T>) -> Result {
+        let item = list_arc(item)?;
+        let storage = match Self::get(locked, slot) {
+            Some(storage) => storage,
+            None => {
+                let init = pin_init!(Self {
+                    files <- new_mutex!(RBTree::new(), "FileWatchers::files"),
+                });
+                // SAFETY: As in `Watchers::attach`.
+                unsafe { &*create(slot, init)? }
+            }
+        };
         let mut files = storage.files.lock();
         if let Some(list) = files.get_mut(&file) {
             list.push_back(item);
@@ -208,28 +230,25 @@ impl FileWatchers {
                 let empty = files.iter().next().is_none();
                 drop(files);
                 if empty {
-                    Self::free(slot, current);
+                    Self::free(slot);
                 }
                 Err(e)
             }
         }
     }
 
-    /// Removes `reg`, which watches `file`, from the inode behind `slot`; frees the storage
+    /// Removes `item`, which watches `file`, from the inode behind `slot`; frees the storage
     /// when it becomes empty.
-    fn detach(_: &Attached, slot: &Slot, file: usize, reg: &Registration) {
-        let current = slot.load::<Self>();
-        if current.is_null() {
+    pub(crate) fn detach(locked: &Attached, slot: &Slot, file: usize, item: &T) {
+        let Some(storage) = Self::get(locked, slot) else {
             return;
-        }
-        // SAFETY: As in `attach`.
-        let storage = unsafe { &*current };
+        };
         let empty = {
             let mut files = storage.files.lock();
             let now_empty = files.get_mut(&file).is_some_and(|list| {
-                // SAFETY: `reg` was attached to this inode for this file (caller's guarantee),
+                // SAFETY: `item` was attached to this inode for this file (caller's guarantee),
                 // so if it is on a list of the inode's files, it is on this one.
-                drop(unsafe { list.remove(reg) });
+                drop(unsafe { list.remove(item) });
                 list.is_empty()
             });
             if now_empty {
@@ -238,125 +257,33 @@ impl FileWatchers {
             files.iter().next().is_none()
         };
         if empty {
-            Self::free(slot, current);
+            Self::free(slot);
         }
     }
 
-    /// Detaches every registration watching `file` and returns them.
-    fn take(_: &Attached, slot: &Slot, file: usize) -> List<Registration, ON_INODE> {
-        let current = slot.load::<Self>();
-        if current.is_null() {
+    /// Detaches every item watching `file` and returns them.
+    pub(crate) fn take(locked: &Attached, slot: &Slot, file: usize) -> List<T, ID> {
+        let Some(storage) = Self::get(locked, slot) else {
             return List::new();
-        }
-        // SAFETY: As in `attach`.
-        let storage = unsafe { &*current };
+        };
         let (taken, empty) = {
             let mut files = storage.files.lock();
             let taken = files.remove(&file).unwrap_or_else(List::new);
             (taken, files.iter().next().is_none())
         };
         if empty {
-            Self::free(slot, current);
+            Self::free(slot);
         }
         taken
     }
 
-    fn free(slot: &Slot, current: *mut Self) {
+    /// Clears the slot and frees the (empty) storage.
+    fn free(slot: &Slot) {
+        let current = slot.load::<Self>();
         slot.store::<Self>(core::ptr::null_mut());
-        // SAFETY: `current` came from `KBox::into_raw` in `attach` and is no longer reachable
+        // SAFETY: `current` came from `KBox::into_raw` in `create` and is no longer reachable
         // from the slot. The hook layer only tests an inode's slot for null and never reads
         // through it, so no grace period is needed; the tree is empty.
         drop(unsafe { KBox::from_raw(current) });
-    }
-}
-
-/// Attaches `reg` to the storage of the object its source watches: the file's inode (and the
-/// socket), the registering process, or the POSIX timer (whose slot then holds a reference).
-pub(crate) fn attach(reg: &Arc<Registration>) -> Result {
-    with_lock(|locked| {
-        match &reg.source {
-            Source::File(fs) => {
-                let file = fs.file.addr();
-                FileWatchers::attach(locked, &fs.inode, file, reg)?;
-                if let Some(sock) = &fs.sock {
-                    if let Err(e) = Watchers::attach(locked, sock, reg) {
-                        FileWatchers::detach(locked, &fs.inode, file, reg);
-                        return Err(e);
-                    }
-                }
-            }
-            Source::Signal { process, .. } => Watchers::attach(locked, process, reg)?,
-            Source::PosixTimer { timer } => timer.store_arc(reg.clone()),
-            Source::User | Source::Timer { .. } => return Ok(()),
-        }
-        reg.attached.store(true, Ordering::Relaxed);
-        Ok(())
-    })?
-}
-
-/// Detaches every registration watching `file` (the last reference to it is going away).
-pub(crate) fn take_file(file: &File) -> Result<List<Registration, ON_INODE>> {
-    with_lock(|locked| {
-        let taken = FileWatchers::take(locked, &file.inode_slot(), WatchedFile::new(file).addr());
-        for reg in taken.iter() {
-            if let Some(sock) = reg.file_source().and_then(|fs| fs.sock.as_ref()) {
-                Watchers::detach(locked, sock, &reg);
-            }
-            reg.attached.store(false, Ordering::Relaxed);
-        }
-        taken
-    })
-}
-
-/// Detaches every registration watching the process behind `slot` (it is exiting).
-pub(crate) fn take_process(slot: &Slot) -> Result<List<Registration, ON_SOURCE>> {
-    with_lock(|locked| {
-        let taken = Watchers::take_all(locked, slot);
-        for reg in taken.iter() {
-            reg.attached.store(false, Ordering::Relaxed);
-        }
-        taken
-    })
-}
-
-/// Removes registrations taken off a dying object's storage from their queues.
-pub(crate) fn forget_all<const ID: u64>(mut taken: List<Registration, ID>)
-where
-    Registration: ListItem<ID> + ListArcSafe<ID>,
-{
-    while let Some(item) = taken.pop_front() {
-        let reg = item.into_arc();
-        reg.queue.forget(&reg);
-    }
-}
-
-/// Detaches `reg` from the storage of the object it watches. Idempotent; may sleep.
-pub(crate) fn detach(reg: &Registration) {
-    let timer_ref = with_lock(|locked| {
-        if !reg.attached.swap(false, Ordering::Relaxed) {
-            return None;
-        }
-        match &reg.source {
-            Source::File(fs) => {
-                FileWatchers::detach(locked, &fs.inode, fs.file.addr(), reg);
-                if let Some(sock) = &fs.sock {
-                    Watchers::detach(locked, sock, reg);
-                }
-                None
-            }
-            Source::Signal { process, .. } => {
-                Watchers::detach(locked, process, reg);
-                None
-            }
-            // SAFETY: A POSIX timer's slot only ever holds a reference to its registration,
-            // stored by `attach`.
-            Source::PosixTimer { timer } => unsafe { timer.take_arc::<Registration>() },
-            Source::User | Source::Timer { .. } => None,
-        }
-    });
-    if let Ok(Some(timer_ref)) = timer_ref {
-        // The timer may be firing right now, under RCU, with the reference it read.
-        rcu::synchronize();
-        drop(timer_ref);
     }
 }

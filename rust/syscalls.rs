@@ -5,7 +5,7 @@
 use crate::{
     compat::{
         errno::eopnotsupp,
-        file::{install_queue, queue_from_fd, FileRef},
+        file::{install_queue, FileRef},
         hooks::Syscalls,
         uapi::{self, WaitArg},
     },
@@ -20,7 +20,7 @@ pub(crate) struct Kevent;
 
 /// Checks the descriptors of an AIO call: `kfd` must be a queue and `fd` open.
 fn check_aio_fds(kfd: i32, fd: i32) -> Result {
-    queue_from_fd(kfd)?;
+    Queue::from_fd(kfd)?;
     FileRef::fget(fd)?;
     Ok(())
 }
@@ -37,7 +37,7 @@ impl Syscalls for Kevent {
     }
 
     fn ctl(fd: i32, cmd: u32, num: u32, arg: UserPtr) -> Result<i32> {
-        let queue = queue_from_fd(fd)?;
+        let queue = Queue::from_fd(fd)?;
         ctl::ctl(&queue, cmd, num, arg)
     }
 
@@ -48,7 +48,7 @@ impl Syscalls for Kevent {
         buf: UserPtr,
         arg: Option<WaitArg>,
     ) -> Result<i32> {
-        let queue = queue_from_fd(fd)?;
+        let queue = Queue::from_fd(fd)?;
         if max_nr == 0 || min_nr > max_nr || i32::try_from(max_nr).is_err() {
             return Err(EINVAL);
         }
@@ -60,7 +60,7 @@ impl Syscalls for Kevent {
     }
 
     fn wait(fd: i32, num: u32, old_uidx: u32, arg: Option<WaitArg>) -> Result<i32> {
-        let queue = queue_from_fd(fd)?;
+        let queue = Queue::from_fd(fd)?;
         if !queue.has_ring() {
             return Err(EINVAL);
         }
@@ -69,7 +69,7 @@ impl Syscalls for Kevent {
     }
 
     fn commit(fd: i32, new_uidx: u32, over: u32) -> Result<i32> {
-        let queue = queue_from_fd(fd)?;
+        let queue = Queue::from_fd(fd)?;
         if !queue.has_ring() {
             return Err(EINVAL);
         }

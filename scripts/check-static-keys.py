@@ -38,9 +38,6 @@ MUST_CONTAIN = [
       "*sys_timer_create", "*sys_timer_delete", "itimer_delete", "exit_itimers"]),
     ("kevent_posix_timer_create", "kernel/time/posix-timers.c", "do_timer_create",
      ["do_timer_create", "*sys_timer_create"]),
-    ("kevent_sock_destruct", "net/core/sock.c", "__sk_destruct",
-     ["__sk_destruct", "sk_destruct"]),
-    ("kevent_sock_wfree", "net/core/sock.c", "sock_wfree", ["sock_wfree"]),
     ("kevent_sock_event", "net/core/sock.c", "sock_def_wakeup", ["sock_def_wakeup"]),
     ("kevent_sock_event", "net/core/sock.c", "sock_def_error_report",
      ["sock_def_error_report"]),
@@ -51,7 +48,6 @@ MUST_CONTAIN = [
      ["sock_def_write_space_wfree", "sock_wfree"]),
     ("kevent_sock_event", "net/core/stream.c", "sk_stream_write_space",
      ["sk_stream_write_space"]),
-    ("kevent_tcp_data_ready", "net/ipv4/tcp_input.c", "tcp_data_ready", ["tcp_data_ready"]),
     ("kevent_sock_event", "net/unix/af_unix.c", "unix_write_space", ["unix_write_space"]),
 ]
 # At least one static-key site per hook call of the patch.

@@ -92,6 +92,49 @@ rust_formatted() {
 		"$KEVENT_TOP/rust/kevent.rs"
 }
 host_check "the module is rustfmt-clean (kernel .rustfmt.toml)" rust_formatted
+
+# The module's layering (rust/kevent.rs, "Layout"): checked, not just written down.
+compat_is_a_leaf() {
+	# compat/ may name only its own paths ($crate::compat::..., super::...).
+	! grep -rnE '(^|[^$])crate::' "$KEVENT_TOP/rust/compat" | grep -v 'crate::compat::'
+}
+bindings_only_in_compat() {
+	! grep -rn 'bindings::' "$KEVENT_TOP/rust" --include='*.rs' | grep -v '^[^:]*/rust/compat/'
+}
+core_names_no_event_type() {
+	# Event types are told apart only by the sources (the dispatch table in sources/mod.rs).
+	! grep -nE 'TYPE_[A-Z]' "$KEVENT_TOP"/rust/*.rs
+}
+lock_order_documented_once() {
+	# The numbered lock order of rust/kevent.rs, line by line, in Documentation/semantics.md.
+	python3 - "$KEVENT_TOP/rust/kevent.rs" "$KEVENT_TOP/Documentation/semantics.md" <<'PY'
+import re, sys
+src = open(sys.argv[1]).read().split("//! # Lock order", 1)[1]
+items, cur = [], None
+for line in src.splitlines()[1:]:
+    if not line.startswith("//!"):
+        break
+    text = line[3:].strip()
+    if re.match(r"\d\. ", text):
+        cur = text
+        items.append(cur)
+    elif cur is not None and text and not re.match(r"\d\. ", text) and line.startswith("//!    "):
+        items[-1] += " " + text
+    else:
+        cur = None
+doc = " ".join(open(sys.argv[2]).read().split())
+missing = [i for i in items if " ".join(i.split()) not in doc]
+for i in missing:
+    print("not in semantics.md:", i)
+sys.exit(1 if missing or not items else 0)
+PY
+}
+host_check "rust/compat/ imports nothing from the rest of the module" compat_is_a_leaf
+host_check "kernel::bindings is used only in rust/compat/" bindings_only_in_compat
+host_check "the module core never tells event types apart (only rust/sources/ does)" \
+	core_names_no_event_type
+host_check "Documentation/semantics.md states the lock order of rust/kevent.rs" \
+	lock_order_documented_once
 host_check "every hook site is a static-key NOP without the module" \
 	"$KEVENT_TOP/scripts/check-static-keys.py" "$kb/vmlinux"
 

@@ -5,8 +5,7 @@
 //! C headers: [`include/linux/file.h`](srctree/include/linux/file.h) and
 //! [`include/linux/anon_inodes.h`](srctree/include/linux/anon_inodes.h).
 
-use super::{poll::PollTable, shared_pages::Vma, slot::Slot, uapi, AssertSync};
-use crate::queue::Queue;
+use super::{poll::PollTable, shared_pages::Vma, slot::Slot, uapi};
 use core::{
     marker::PhantomData,
     mem::{ManuallyDrop, MaybeUninit},
@@ -18,6 +17,7 @@ use kernel::{
     prelude::*,
     sync::Arc,
     types::{ForeignOwnable, Opaque},
+    ThisModule,
 };
 
 /// An open file, borrowed.
@@ -82,23 +82,24 @@ impl File {
         }
     }
 
-    /// Whether this is a kevent queue file.
-    fn is_queue_file(&self) -> bool {
+    /// Whether this is a queue file of type `T`.
+    fn is_queue_file<T: QueueFile>(&self) -> bool {
         // SAFETY: The file is alive (type invariant); `f_op` never changes after opening.
         let f_op = unsafe { (*self.as_ptr()).f_op };
-        core::ptr::eq(f_op, &QUEUE_FOPS.0)
+        core::ptr::eq(f_op, &T::fops().ops)
     }
 
-    /// Returns the queue behind this file if it is a kevent queue file.
-    pub(crate) fn queue(&self) -> Option<Arc<Queue>> {
-        if !self.is_queue_file() {
+    /// Returns the queue behind this file if it is a queue file of type `T`.
+    pub(crate) fn queue<T: QueueFile>(&self) -> Option<Arc<T>> {
+        if !self.is_queue_file::<T>() {
             return None;
         }
         // SAFETY: The file is valid (type invariant); `private_data` is set before publication.
         let private = unsafe { (*self.as_ptr()).private_data };
-        // SAFETY: Only `install_queue()` creates queue files, storing an `Arc<Queue>` here; only
-        // `queue_release()` takes it back, which cannot run while this file is referenced.
-        let queue = unsafe { <Arc<Queue> as ForeignOwnable>::borrow(private) };
+        // SAFETY: Only `install_queue()` creates files with `T::fops()`, storing an `Arc<T>`
+        // here; only `queue_release()` takes it back, which cannot run while this file is
+        // referenced.
+        let queue = unsafe { <Arc<T> as ForeignOwnable>::borrow(private) };
         Some(queue.into())
     }
 }
@@ -207,39 +208,39 @@ impl WatchedFile {
 ///
 /// `queue` is the file's own reference (`private_data`), borrowed without a count: it is never
 /// dropped, and stays valid because `file` keeps the file open.
-pub(crate) struct QueueRef {
+pub(crate) struct QueueRef<T: QueueFile> {
     file: FileRef,
-    queue: ManuallyDrop<Arc<Queue>>,
+    queue: ManuallyDrop<Arc<T>>,
 }
 
-impl QueueRef {
+impl<T: QueueFile> QueueRef<T> {
     /// Whether the descriptor is non-blocking.
     pub(crate) fn is_nonblocking(&self) -> bool {
         self.file.is_nonblocking()
     }
 }
 
-impl core::ops::Deref for QueueRef {
-    type Target = Arc<Queue>;
+impl<T: QueueFile> core::ops::Deref for QueueRef<T> {
+    type Target = Arc<T>;
 
-    fn deref(&self) -> &Arc<Queue> {
+    fn deref(&self) -> &Arc<T> {
         &self.queue
     }
 }
 
-/// Returns the queue open as `fd`: `EBADF` if `fd` is not open, `EINVAL` if it is not a queue.
-pub(crate) fn queue_from_fd(fd: i32) -> Result<QueueRef> {
+/// Returns the queue of type `T` open as `fd`: `EBADF` if `fd` is not open, `EINVAL` if it is
+/// not such a queue.
+pub(crate) fn queue_from_fd<T: QueueFile>(fd: i32) -> Result<QueueRef<T>> {
     let file = FileRef::fget(fd)?;
-    if !file.is_queue_file() {
+    if !file.is_queue_file::<T>() {
         return Err(EINVAL);
     }
     // `ManuallyDrop` makes the rebuilt `Arc` a borrow of the file's own reference: it is never
     // dropped here, and the file, held by `file`, keeps it alive until `queue_release()` takes
     // it back.
-    // SAFETY: A queue file's `private_data` holds an `Arc<Queue>` from `into_foreign`
+    // SAFETY: A queue file's `private_data` holds an `Arc<T>` from `into_foreign`
     // (`install_queue()`), set before the file was published.
-    let queue =
-        unsafe { <Arc<Queue> as ForeignOwnable>::from_foreign((*file.as_ptr()).private_data) };
+    let queue = unsafe { <Arc<T> as ForeignOwnable>::from_foreign((*file.as_ptr()).private_data) };
     // INVARIANT: See above.
     Ok(QueueRef {
         file,
@@ -247,8 +248,12 @@ pub(crate) fn queue_from_fd(fd: i32) -> Result<QueueRef> {
     })
 }
 
-/// What the queue file does for its file operations.
-pub(crate) trait QueueFile {
+/// What a queue file does for its file operations. The module's queue type implements it.
+pub(crate) trait QueueFile: Send + Sync + Sized + 'static {
+    /// The file operations of files of this queue type: one static [`QueueFops`], which is how
+    /// a file is recognised as such a queue.
+    fn fops() -> &'static QueueFops<Self>;
+
     /// Registers the poller on the queue's wait queue and returns the current poll mask.
     fn poll(&self, file: &File, table: &PollTable) -> u32;
 
@@ -259,20 +264,40 @@ pub(crate) trait QueueFile {
     fn release(&self);
 }
 
-/// The file operations of a kevent queue file.
-static QUEUE_FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_operations {
-    owner: crate::THIS_MODULE.as_ptr(),
-    poll: Some(queue_poll),
-    mmap: Some(queue_mmap),
-    release: Some(queue_release),
-    // SAFETY: All-zero is a valid `file_operations`: every other operation is absent.
-    ..unsafe { MaybeUninit::zeroed().assume_init() }
-});
+/// The file operations of queue files of type `T`; one static instance per type.
+///
+/// # Invariants
+///
+/// `ops` calls the trampolines of `T` and never changes (so sharing it is sound).
+pub(crate) struct QueueFops<T: QueueFile> {
+    ops: bindings::file_operations,
+    _queue: PhantomData<T>,
+}
+
+// SAFETY: The table is never mutated (type invariant); C only reads it.
+unsafe impl<T: QueueFile> Sync for QueueFops<T> {}
+
+impl<T: QueueFile> QueueFops<T> {
+    /// The operations table, owned by `module`.
+    pub(crate) const fn new(module: &'static ThisModule) -> Self {
+        Self {
+            ops: bindings::file_operations {
+                owner: module.as_ptr(),
+                poll: Some(queue_poll::<T>),
+                mmap: Some(queue_mmap::<T>),
+                release: Some(queue_release::<T>),
+                // SAFETY: All-zero is a valid `file_operations`: every other operation is absent.
+                ..unsafe { MaybeUninit::zeroed().assume_init() }
+            },
+            _queue: PhantomData,
+        }
+    }
+}
 
 /// Creates a file for `queue` and installs it as a new descriptor of the current process.
 ///
 /// `flags` may hold `O_CLOEXEC` and `O_NONBLOCK`. Returns the descriptor.
-pub(crate) fn install_queue(queue: Arc<Queue>, flags: u32) -> Result<i32> {
+pub(crate) fn install_queue<T: QueueFile>(queue: Arc<T>, flags: u32) -> Result<i32> {
     // SAFETY: Any flags are accepted; the result is a descriptor or an error.
     let fd = unsafe { bindings::get_unused_fd_flags(flags & uapi::O_CLOEXEC) };
     if fd < 0 {
@@ -285,7 +310,7 @@ pub(crate) fn install_queue(queue: Arc<Queue>, flags: u32) -> Result<i32> {
     let file = unsafe {
         bindings::anon_inode_getfile(
             c_str!("[kevent]").as_char_ptr(),
-            &QUEUE_FOPS.0,
+            &T::fops().ops,
             private as *mut core::ffi::c_void,
             file_flags as i32,
         )
@@ -299,7 +324,7 @@ pub(crate) fn install_queue(queue: Arc<Queue>, flags: u32) -> Result<i32> {
         }
         Err(e) => {
             // SAFETY: The file was not created, so `private` is still ours to free.
-            drop(unsafe { <Arc<Queue> as ForeignOwnable>::from_foreign(private) });
+            drop(unsafe { <Arc<T> as ForeignOwnable>::from_foreign(private) });
             // SAFETY: `fd` was reserved above and never installed.
             unsafe { bindings::put_unused_fd(fd as u32) };
             Err(e)
@@ -312,7 +337,7 @@ pub(crate) fn install_queue(queue: Arc<Queue>, flags: u32) -> Result<i32> {
 /// # Safety
 ///
 /// Called by the VFS with a valid queue file and a null or valid poll table.
-unsafe extern "C" fn queue_poll(
+unsafe extern "C" fn queue_poll<T: QueueFile>(
     file: *mut bindings::file,
     wait: *mut bindings::poll_table_struct,
 ) -> bindings::__poll_t {
@@ -320,7 +345,7 @@ unsafe extern "C" fn queue_poll(
     let file = unsafe { File::from_raw(file) };
     // SAFETY: `wait` is null or valid for the duration of the call.
     let table = unsafe { PollTable::from_raw(wait) };
-    match file.queue() {
+    match file.queue::<T>() {
         Some(queue) => queue.poll(file, &table),
         None => 0,
     }
@@ -331,7 +356,7 @@ unsafe extern "C" fn queue_poll(
 /// # Safety
 ///
 /// Called by the VFS with a valid queue file and the area being set up, mmap lock held.
-unsafe extern "C" fn queue_mmap(
+unsafe extern "C" fn queue_mmap<T: QueueFile>(
     file: *mut bindings::file,
     vma: *mut bindings::vm_area_struct,
 ) -> core::ffi::c_int {
@@ -339,7 +364,7 @@ unsafe extern "C" fn queue_mmap(
     let file = unsafe { File::from_raw(file) };
     // SAFETY: `vma` is the area of this ongoing `mmap` call.
     let vma = unsafe { Vma::from_raw(vma) };
-    match file.queue() {
+    match file.queue::<T>() {
         Some(queue) => match queue.mmap(&vma) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
@@ -353,13 +378,13 @@ unsafe extern "C" fn queue_mmap(
 /// # Safety
 ///
 /// Called by the VFS once, when the last reference to the queue file is gone.
-unsafe extern "C" fn queue_release(
+unsafe extern "C" fn queue_release<T: QueueFile>(
     _inode: *mut bindings::inode,
     file: *mut bindings::file,
 ) -> core::ffi::c_int {
-    // SAFETY: `private_data` holds the `Arc<Queue>` stored by `install_queue()`; this is the
-    // only place that takes it back, and no borrower remains since the file is going away.
-    let queue = unsafe { <Arc<Queue> as ForeignOwnable>::from_foreign((*file).private_data) };
+    // SAFETY: `private_data` holds the `Arc<T>` stored by `install_queue()`; this is the only
+    // place that takes it back, and no borrower remains since the file is going away.
+    let queue = unsafe { <Arc<T> as ForeignOwnable>::from_foreign((*file).private_data) };
     queue.release();
     0
 }

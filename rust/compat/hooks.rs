@@ -5,15 +5,16 @@
 //! C header: [`include/linux/kevent.h`](srctree/include/linux/kevent.h).
 //!
 //! The hook layer owns the system call entry points and calls the module through a
-//! `struct kevent_ops`. This file builds that table from the [`Syscalls`] trait, converting raw
-//! arguments into safe ones at the edge, and the event-source hooks from the [`Hooks`] trait. The
-//! kernel takes a module reference around every system call and sleepable hook.
+//! `struct kevent_ops`. This file builds that table ([`HookOps`]) from the [`Syscalls`] trait,
+//! converting raw arguments into safe ones at the edge, and the event-source hooks from the
+//! [`Hooks`] trait; the module instantiates it once, in its crate root. The kernel takes a module
+//! reference around every system call and sleepable hook.
 
-use super::{
-    file::File, posix_timer::PosixTimer, signal::Task, sock::Sock, uapi::WaitArg, AssertSync,
-};
+use super::{file::File, posix_timer::PosixTimer, signal::Task, sock::Sock, uapi::WaitArg};
 use kernel::ffi::c_long;
-use kernel::{bindings, error::to_result, prelude::*, sync::ArcBorrow, uaccess::UserPtr};
+use kernel::{
+    bindings, error::to_result, prelude::*, sync::ArcBorrow, uaccess::UserPtr, ThisModule,
+};
 
 /// The kevent system calls, implemented by the module.
 ///
@@ -244,80 +245,74 @@ unsafe extern "C" fn posix_timer_free<T: Hooks>(timr: *mut bindings::k_itimer) {
     T::posix_timer_free(unsafe { PosixTimer::from_raw(timr) });
 }
 
-/// `sock_wfree` hook: network AIO is not implemented yet, so nothing is accounted.
-unsafe extern "C" fn sock_wfree(
-    _sk: *mut bindings::sock,
-    _st: *mut bindings::kevent_storage,
-    _skb: *mut bindings::sk_buff,
-) {
-}
-
-/// `tcp_data_ready` hook: data is never consumed by the module yet; readers are woken (and
-/// socket registrations notified through `sock_event`) as usual.
-unsafe extern "C" fn tcp_data_ready(
-    _sk: *mut bindings::sock,
-    _st: *mut bindings::kevent_storage,
-) -> bool {
-    false
-}
-
-/// `sock_destruct` hook: registrations leave a socket's storage when its file is released,
-/// which precedes the socket's destruction, so there is nothing left to detach.
-unsafe extern "C" fn sock_destruct(_sk: *mut bindings::sock, _st: *mut bindings::kevent_storage) {}
-
-type Impl = crate::syscalls::Kevent;
-type Sources = crate::sources::Sources;
-
-/// The table registered with the hook layer.
+/// The table of system calls and hooks registered with the hook layer, built from the module's
+/// [`Syscalls`] and [`Hooks`] implementations; one static instance in the module.
 ///
 /// Every hook is present: the hook layer calls a hook, without checking for `NULL`, whenever
 /// an object carries kevent storage.
-static OPS: AssertSync<bindings::kevent_ops> = AssertSync(bindings::kevent_ops {
-    owner: crate::THIS_MODULE.as_ptr(),
-    init: Some(init::<Impl>),
-    ctl: Some(ctl::<Impl>),
-    get_events: Some(get_events::<Impl>),
-    wait: Some(wait::<Impl>),
-    commit: Some(commit::<Impl>),
-    aio_send: Some(aio_send::<Impl>),
-    aio_recv: Some(aio_recv::<Impl>),
-    aio_sendfile: Some(aio_sendfile::<Impl>),
-    aio_read: Some(aio_read::<Impl>),
-    sock_event: Some(sock_event::<Sources>),
-    sock_wfree: Some(sock_wfree),
-    tcp_data_ready: Some(tcp_data_ready),
-    sock_destruct: Some(sock_destruct),
-    signal: Some(signal::<Sources>),
-    posix_timer_fire: Some(posix_timer_fire::<Sources>),
-    file_release: Some(file_release::<Sources>),
-    task_exit: Some(task_exit::<Sources>),
-    task_exec: Some(task_exec::<Sources>),
-    posix_timer_create: Some(posix_timer_create::<Sources>),
-    posix_timer_free: Some(posix_timer_free::<Sources>),
-});
+///
+/// # Invariants
+///
+/// `ops` never changes (so sharing it is sound).
+pub(crate) struct HookOps {
+    ops: bindings::kevent_ops,
+}
+
+// SAFETY: The table is never mutated (type invariant); C only reads it.
+unsafe impl Sync for HookOps {}
+
+impl HookOps {
+    /// The table for system calls `S` and hooks `H`, owned by `module`.
+    pub(crate) const fn new<S: Syscalls, H: Hooks>(module: &'static ThisModule) -> Self {
+        Self {
+            ops: bindings::kevent_ops {
+                owner: module.as_ptr(),
+                init: Some(init::<S>),
+                ctl: Some(ctl::<S>),
+                get_events: Some(get_events::<S>),
+                wait: Some(wait::<S>),
+                commit: Some(commit::<S>),
+                aio_send: Some(aio_send::<S>),
+                aio_recv: Some(aio_recv::<S>),
+                aio_sendfile: Some(aio_sendfile::<S>),
+                aio_read: Some(aio_read::<S>),
+                sock_event: Some(sock_event::<H>),
+                signal: Some(signal::<H>),
+                posix_timer_fire: Some(posix_timer_fire::<H>),
+                file_release: Some(file_release::<H>),
+                task_exit: Some(task_exit::<H>),
+                task_exec: Some(task_exec::<H>),
+                posix_timer_create: Some(posix_timer_create::<H>),
+                posix_timer_free: Some(posix_timer_free::<H>),
+            },
+        }
+    }
+}
 
 /// The module's registration with the hook layer; dropping it unregisters.
 ///
 /// # Invariants
 ///
-/// [`OPS`] is registered with the hook layer while this object exists.
-pub(crate) struct Registration(());
+/// `ops` is registered with the hook layer while this object exists.
+pub(crate) struct Registration {
+    ops: &'static HookOps,
+}
 
 impl Registration {
     /// Registers the module's system calls and hooks.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: `OPS` is a static, valid for as long as the module is loaded, and `Drop`
+    pub(crate) fn new(ops: &'static HookOps) -> Result<Self> {
+        // SAFETY: `ops` is a static, valid for as long as the module is loaded, and `Drop`
         // unregisters it before the module goes away.
-        to_result(unsafe { bindings::kevent_register_ops(&OPS.0) })?;
+        to_result(unsafe { bindings::kevent_register_ops(&ops.ops) })?;
         // INVARIANT: Registration succeeded.
-        Ok(Self(()))
+        Ok(Self { ops })
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        // SAFETY: `OPS` is registered (type invariant). On return no hook or system call runs in
+        // SAFETY: `ops` is registered (type invariant). On return no hook or system call runs in
         // the module any more.
-        unsafe { bindings::kevent_unregister_ops(&OPS.0) };
+        unsafe { bindings::kevent_unregister_ops(&self.ops.ops) };
     }
 }

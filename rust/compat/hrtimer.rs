@@ -41,15 +41,15 @@ pub(crate) unsafe trait HasHrTimer {
     const OFFSET: usize;
 }
 
-/// Declares which field of a type is its [`HrTimer`].
+/// Declares which field of a type (possibly a field of a field) is its [`HrTimer`].
 macro_rules! impl_has_hr_timer {
-    ($t:ty, $field:ident) => {
-        // SAFETY: `offset_of!` is the offset of `$field`, which the closure below proves to be
-        // an `HrTimer`.
+    ($t:ty, $($field:ident).+) => {
+        // SAFETY: `offset_of!` is the offset of the (possibly nested) field, which the closure
+        // below proves to be an `HrTimer`.
         unsafe impl $crate::compat::hrtimer::HasHrTimer for $t {
-            const OFFSET: usize = ::core::mem::offset_of!($t, $field);
+            const OFFSET: usize = ::core::mem::offset_of!($t, $($field).+);
         }
-        const _: fn(&$t) -> &$crate::compat::hrtimer::HrTimer = |owner| &owner.$field;
+        const _: fn(&$t) -> &$crate::compat::hrtimer::HrTimer = |owner| &owner.$($field).+;
     };
 }
 pub(crate) use impl_has_hr_timer;

@@ -5,6 +5,10 @@
 //! This is the only part of the module that uses `kernel::bindings`. Its types copy the shape of
 //! the abstractions of newer kernels (`File`, `PollTable`, `PollCondVar`, ...), so that a move to
 //! a newer kernel mostly deletes code here.
+//!
+//! It imports nothing from the rest of the module: the C tables it builds (queue file operations,
+//! the hook ops table, module parameters) are generic over traits that the module implements,
+//! and the module instantiates them as statics in its crate root.
 
 pub(crate) mod errno;
 pub(crate) mod file;
@@ -33,15 +37,3 @@ use kernel::alloc::{
 pub(crate) fn user_gfp() -> Flags {
     GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN
 }
-
-/// Wraps a value so that it can be placed in a `static` shared with C.
-///
-/// # Invariants
-///
-/// The wrapped value is only read after initialisation (it is a table of constants and function
-/// pointers), so sharing it between threads is sound.
-#[repr(transparent)]
-pub(crate) struct AssertSync<T>(pub(crate) T);
-
-// SAFETY: By the type invariant the value is never mutated, so concurrent reads are fine.
-unsafe impl<T> Sync for AssertSync<T> {}

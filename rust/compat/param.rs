@@ -8,30 +8,55 @@
 //! it; the module loader parses `insmod kevent.ko name=value` into it, and sysfs shows it under
 //! `/sys/module/kevent/parameters/`.
 
-use super::AssertSync;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use kernel::bindings;
+use kernel::{bindings, ThisModule};
 
-/// Registrations one user may hold across all queues (`ENOSPC` beyond).
-static MAX_USER_KEVENTS: AtomicUsize = AtomicUsize::new(1 << 20);
+/// An `unsigned long` module parameter, placed by the module in the `__param` section:
+///
+/// ```ignore
+/// #[link_section = "__param"]
+/// #[used]
+/// static PARAM: UlongParam = UlongParam::new(c"name", &VALUE, &THIS_MODULE);
+/// ```
+///
+/// # Invariants
+///
+/// `param` names a static `AtomicUsize` and is never changed by Rust (the loader and sysfs write
+/// the value through `param_ops_ulong`, which is as wide as `usize`).
+#[repr(transparent)]
+pub(crate) struct UlongParam {
+    param: bindings::kernel_param,
+}
 
-#[link_section = "__param"]
-#[used]
-static MAX_USER_KEVENTS_PARAM: AssertSync<bindings::kernel_param> =
-    AssertSync(bindings::kernel_param {
-        name: c"max_user_kevents".as_ptr().cast(),
-        mod_: crate::THIS_MODULE.as_ptr(),
-        // SAFETY: Only the address of the exported C ops table is taken.
-        ops: unsafe { &bindings::param_ops_ulong },
-        perm: 0o644,
-        level: -1,
-        flags: 0,
-        __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 {
-            arg: MAX_USER_KEVENTS.as_ptr().cast(),
-        },
-    });
+// SAFETY: The descriptor is never mutated from Rust (type invariant); the value it points to is
+// an atomic.
+unsafe impl Sync for UlongParam {}
 
-/// The current value of `max_user_kevents`; root may change it at run time through sysfs.
-pub(crate) fn max_user_kevents() -> usize {
-    MAX_USER_KEVENTS.load(Ordering::Relaxed)
+impl UlongParam {
+    /// A parameter `name` of `module` whose value is `value`, writable by root (`0644`).
+    pub(crate) const fn new(
+        name: &'static core::ffi::CStr,
+        value: &'static AtomicUsize,
+        module: &'static ThisModule,
+    ) -> Self {
+        Self {
+            param: bindings::kernel_param {
+                name: name.as_ptr().cast(),
+                mod_: module.as_ptr(),
+                // SAFETY: Only the address of the exported C ops table is taken.
+                ops: unsafe { &bindings::param_ops_ulong },
+                perm: 0o644,
+                level: -1,
+                flags: 0,
+                __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 {
+                    arg: value.as_ptr().cast(),
+                },
+            },
+        }
+    }
+}
+
+/// Reads a parameter's current value; root may change it at run time through sysfs.
+pub(crate) fn get(value: &AtomicUsize) -> usize {
+    value.load(Ordering::Relaxed)
 }

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Event sources: one [`Source`] per file, and the two tables that reach them, [`add`] (by
+//! event type) and [`Sources`] (by kernel hook).
+//!
+//! Adding a source:
+//! 1. write `sources/<name>.rs` with the state one registration needs, implementing [`Source`]:
+//!    `add` checks the request and calls [`register`](crate::ctl::register) with the state and a function that
+//!    starts watching; `disarm` stops watching; `confirm` and `modify` if it needs them;
+//! 2. add its type(s) to [`add`] and, if a kernel hook notifies it, the hook to [`Sources`]
+//!    (a hook the layer does not have yet means a kernel patch: see `Documentation/hooks.md`).
+
+mod file;
+mod posix_timer;
+mod signal;
+mod timer;
+mod user;
+
+use crate::{
+    compat::{
+        errno,
+        file::File,
+        hooks::Hooks,
+        posix_timer::PosixTimer,
+        signal::Task,
+        sock::Sock,
+        uapi::{self, Ukevent},
+    },
+    ctl::Outcome,
+    queue::{Queue, Registrations},
+    registration::{Registration, Report, State},
+};
+use core::any::TypeId;
+use kernel::{
+    error::code::*,
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+};
+
+/// An event source: what one registration of its type(s) keeps, and how it watches.
+pub(crate) trait Source: Send + Sync + Sized + 'static {
+    /// Whether its events are confirmed at harvest ([`Source::confirm`]) and, when
+    /// level-triggered, queued again after delivery to be confirmed by the next harvest.
+    const CONFIRMED: bool = false;
+
+    /// `KEVENT_CTL_ADD` of one of its types: checks `req` and registers it with
+    /// [`register`](crate::ctl::register). Called with the queue's registrations locked.
+    fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome>;
+
+    /// Stops watching; on return no notification runs or will run for `reg`. Idempotent, may
+    /// sleep; called without the ready lock.
+    fn disarm(reg: &Registration<Self>);
+
+    /// Whether an event for interest mask `event` is still to be reported, and with what. Only
+    /// called when [`Source::CONFIRMED`], with the queue's registrations locked (`regs`) and the
+    /// registration seen live in them.
+    fn confirm(&self, _regs: &Registrations, _event: u32) -> Option<Report> {
+        None
+    }
+
+    /// Checks a `KEVENT_CTL_MODIFY` of a registration whose state is `st` to `req`. Called with
+    /// the ready lock held: must not sleep.
+    fn modify(&self, _st: &State, _req: &Ukevent) -> Result {
+        Ok(())
+    }
+}
+
+/// A [`Source`] seen through a type-erased [`Registration`].
+///
+/// # Safety
+///
+/// `source_id` returns `TypeId::of::<Self>()`. Only the blanket implementation below exists.
+pub(crate) unsafe trait Watch: Send + Sync {
+    /// The type of the source state.
+    fn source_id(&self) -> TypeId;
+    /// [`Source::disarm`] of `reg`, whose state is `self`.
+    fn disarm(&self, reg: &Registration);
+    /// [`Source::CONFIRMED`].
+    fn confirmed(&self) -> bool;
+    /// [`Source::confirm`].
+    fn confirm(&self, regs: &Registrations, event: u32) -> Option<Report>;
+    /// [`Source::modify`].
+    fn modify(&self, st: &State, req: &Ukevent) -> Result;
+}
+
+// SAFETY: `source_id` is `TypeId::of::<S>()`.
+unsafe impl<S: Source> Watch for S {
+    fn source_id(&self) -> TypeId {
+        TypeId::of::<S>()
+    }
+
+    fn disarm(&self, reg: &Registration) {
+        if let Some(reg) = reg.downcast::<S>() {
+            S::disarm(reg);
+        }
+    }
+
+    fn confirmed(&self) -> bool {
+        S::CONFIRMED
+    }
+
+    fn confirm(&self, regs: &Registrations, event: u32) -> Option<Report> {
+        S::confirm(self, regs, event)
+    }
+
+    fn modify(&self, st: &State, req: &Ukevent) -> Result {
+        S::modify(self, st, req)
+    }
+}
+
+/// What ADD does for one event type.
+type AddFn = fn(&Arc<Queue>, &mut Registrations, &Ukevent) -> Result<Outcome>;
+
+/// `KEVENT_CTL_ADD`: the source of each event type. The only place that tells types apart.
+pub(crate) fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome> {
+    let add: AddFn = match req.type_ {
+        uapi::TYPE_SOCKET | uapi::TYPE_POLL | uapi::TYPE_PIPE => file::FileWatch::add,
+        uapi::TYPE_TIMER => timer::Timer::add,
+        uapi::TYPE_SIGNAL => signal::SignalWatch::add,
+        uapi::TYPE_UNOTIFY => user::UserEvent::add,
+        uapi::TYPE_POSIX_TIMER => posix_timer::PosixTimerWatch::add,
+        t if t < uapi::TYPE_MAX => return Err(errno::eopnotsupp()),
+        _ => return Err(EINVAL),
+    };
+    add(queue, regs, req)
+}
+
+/// The kernel's event-source hooks, each passed to the source it concerns.
+pub(crate) struct Sources;
+
+// SAFETY: Socket and process slots only hold `Watchers` (see `storage`), freed with
+// `rcu::free_after_grace_period`; timer slots only hold references from `Slot::store_arc` to
+// registrations, dropped after `rcu::synchronize` (`posix_timer`) or once the timer no longer
+// runs (`posix_timer_free`).
+unsafe impl Hooks for Sources {
+    type SockStorage = file::SocketWatchers;
+    type SignalStorage = signal::ProcessWatchers;
+    type TimerStorage = posix_timer::PosixTimerReg;
+
+    fn sock_event(sk: &Sock, st: &Self::SockStorage, what: u32) {
+        file::sock_event(sk, st, what);
+    }
+
+    fn signal(st: &Self::SignalStorage, sig: u32, sender: i32) -> bool {
+        signal::signal(st, sig, sender)
+    }
+
+    fn posix_timer_fire(st: ArcBorrow<'_, Self::TimerStorage>) {
+        posix_timer::fire(st);
+    }
+
+    fn file_release(file: &File) {
+        file::file_release(file);
+    }
+
+    fn task_exit(task: &Task, group_dead: bool) {
+        if group_dead {
+            signal::forget_process(task);
+        }
+    }
+
+    fn task_exec(task: &Task) {
+        signal::forget_process(task);
+    }
+
+    fn posix_timer_create(timer: &PosixTimer, kfd: i32) -> Result {
+        posix_timer::create(timer, kfd)
+    }
+
+    fn posix_timer_free(timer: &PosixTimer) {
+        posix_timer::free(timer);
+    }
+}
