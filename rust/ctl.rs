@@ -157,6 +157,9 @@ fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
 /// Creates, arms and inserts the registration that `req` asks for, with `watch` as its
 /// source's state; `arm` starts watching and returns the readiness at once, if any. Used by
 /// every source's ADD and by `timer_create()`.
+///
+/// Only the creation and `arm` depend on the source; the checks before and the insertion after
+/// are shared by every source ([`admit`], [`insert`]).
 pub(crate) fn register<S: Source>(
     queue: &Arc<Queue>,
     regs: &mut Registrations,
@@ -164,46 +167,60 @@ pub(crate) fn register<S: Source>(
     watch: impl PinInit<S, Error>,
     arm: impl FnOnce(&Arc<Registration<S>>) -> Result<Option<Report>>,
 ) -> Result<Outcome> {
-    let key = Key::of(req);
-    if let Some(existing) = regs.tree.get(&key) {
+    if let Some(outcome) = admit(queue, regs, req)? {
+        return Ok(outcome);
+    }
+    let reg = Registration::new(queue, req, watch).inspect_err(|_| queue.user.uncharge(1))?;
+    // Everything that can fail is done before the registration is armed and may be notified.
+    let node = new_node(queue, reg.clone())?;
+    let initial = arm(&reg).inspect_err(|_| discard(queue, &*reg))?;
+    insert(queue, regs, req, reg, node, initial)
+}
+
+/// The checks of an ADD before a registration is created: `EEXIST`, ready at ADD and not to be
+/// kept (`Some(Done)`: nothing is registered), the user's limit (charged on `Ok(None)`).
+fn admit(queue: &Queue, regs: &Registrations, req: &Ukevent) -> Result<Option<Outcome>> {
+    if let Some(existing) = regs.tree.get(&Key::of(req)) {
         if !existing.state.access(&queue.ready.lock()).detached {
             return Err(EEXIST);
         }
     }
-    let ready_now = req.req_flags & uapi::REQ_READY != 0;
-    let always = req.req_flags & uapi::REQ_ALWAYS_QUEUE != 0;
-    if ready_now && !always {
+    if req.req_flags & uapi::REQ_READY != 0 && req.req_flags & uapi::REQ_ALWAYS_QUEUE == 0 {
         // Ready at ADD and not to be kept: report it, register nothing.
-        return Ok(Outcome::Done(None));
+        return Ok(Some(Outcome::Done(None)));
     }
     queue.user.charge(1)?;
-    let reg = match Registration::new(queue, req, watch) {
-        Ok(reg) => reg,
-        Err(e) => {
-            queue.user.uncharge(1);
-            return Err(e);
-        }
-    };
-    // Everything that can fail is done before the registration is armed and may be notified.
-    let node = match RBTreeNode::new(key, reg.clone() as Arc<Registration>, user_gfp()) {
-        Ok(node) => node,
-        Err(e) => {
-            discard(queue, &*reg);
-            return Err(e);
-        }
-    };
-    let initial = match arm(&reg) {
-        Ok(Some(report)) if !always => {
-            // Ready at ADD and not to be kept (the 2006 semantics).
-            discard(queue, &*reg);
-            return Ok(Outcome::Done(Some(report)));
-        }
-        Ok(initial) => initial,
-        Err(e) => {
-            discard(queue, &*reg);
-            return Err(e);
-        }
-    };
+    Ok(None)
+}
+
+/// The tree node of a new registration, allocated before it is armed; discards it on failure.
+fn new_node(queue: &Queue, reg: Arc<Registration>) -> Result<RegNode> {
+    let key = reg.key;
+    let undo = reg.clone();
+    RBTreeNode::new(key, reg, user_gfp()).inspect_err(|_| discard(queue, &undo))
+}
+
+/// A registration's node in its queue's tree.
+type RegNode = RBTreeNode<Key, Arc<Registration>>;
+
+/// Completes an ADD of armed registration `reg` (whose tree node is `node`) whose readiness at
+/// once is `initial`: reports it
+/// and drops the registration if it is ready and not to be kept, or inserts it, lets its
+/// notifications through and queues what is ready.
+fn insert(
+    queue: &Queue,
+    regs: &mut Registrations,
+    req: &Ukevent,
+    reg: Arc<Registration>,
+    node: RegNode,
+    initial: Option<Report>,
+) -> Result<Outcome> {
+    let always = req.req_flags & uapi::REQ_ALWAYS_QUEUE != 0;
+    if let Some(report) = initial.filter(|_| !always) {
+        // Ready at ADD and not to be kept (the 2006 semantics).
+        discard(queue, &reg);
+        return Ok(Outcome::Done(Some(report)));
+    }
     if let Some(old) = regs.tree.insert(node) {
         // A delivered ONESHOT registration with the same key was waiting to be reaped: it is
         // already detached and will not be counted twice when reaped (it is no longer in the
@@ -211,9 +228,9 @@ pub(crate) fn register<S: Source>(
         queue.user.uncharge(1);
         old.to_key_value().1.disarm();
     }
-    let reg = Registration::erase(reg.as_arc_borrow());
+    let reg = reg.as_arc_borrow();
     Registration::activate(reg);
-    if ready_now {
+    if req.req_flags & uapi::REQ_READY != 0 {
         Registration::fire(reg, |st| {
             st.count(1);
             true
