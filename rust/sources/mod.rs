@@ -33,6 +33,7 @@ use crate::{
 use core::any::TypeId;
 use kernel::{
     error::code::*,
+    list::{List, ListItem},
     prelude::*,
     sync::{Arc, ArcBorrow},
 };
@@ -105,6 +106,18 @@ unsafe impl<S: Source> Watch for S {
 
     fn modify(&self, st: &State, req: &Ukevent) -> Result {
         S::modify(self, st, req)
+    }
+}
+
+/// Removes registrations taken off a dying object's storage (a file's last reference, a
+/// process's exit or exec) from their queues.
+fn forget_all<S: Source, const ID: u64>(mut taken: List<Registration<S>, ID>)
+where
+    Registration<S>: ListItem<ID>,
+{
+    while let Some(item) = taken.pop_front() {
+        let reg = item.into_arc();
+        reg.queue.forget(&*reg);
     }
 }
 

@@ -139,11 +139,7 @@ pub(super) fn forget_process(task: &Task) {
         }
         taken
     });
-    let Ok(mut taken) = taken else {
-        return;
-    };
-    while let Some(item) = taken.pop_front() {
-        let reg = item.into_arc();
-        reg.queue.forget(&*reg);
+    if let Ok(taken) = taken {
+        super::forget_all(taken);
     }
 }
