@@ -26,7 +26,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     rbtree::RBTree,
-    sync::{Arc, ArcBorrow, Mutex},
+    sync::{Arc, Mutex},
 };
 
 /// The module-wide lock of storage attachment.
@@ -90,44 +90,69 @@ where
     Ok(ptr)
 }
 
-/// The items watching a socket or a process, walked by its hook.
+/// What the storage of a socket or a process holds: one or more lists.
+pub(crate) trait Lists: Send + Sync + Sized {
+    /// Empty lists.
+    fn new() -> Self;
+    /// Whether every list is empty.
+    fn is_empty(&self) -> bool;
+}
+
+impl<T: Item<ID>, const ID: u64> Lists for List<T, ID> {
+    fn new() -> Self {
+        List::new()
+    }
+
+    fn is_empty(&self) -> bool {
+        List::is_empty(self)
+    }
+}
+
+/// The items watching a socket or a process, walked by its hooks.
 ///
 /// # Invariants
 ///
-/// Lives behind exactly one slot, from [`Watchers::attach`] until the list becomes empty.
+/// Lives behind exactly one slot, from the first [`Watchers::attach`] until it is found empty
+/// under the storage lock.
 #[pin_data]
-pub(crate) struct Watchers<T: Item<ID>, const ID: u64> {
+pub(crate) struct Watchers<C: Lists> {
     #[pin]
-    list: SpinLockIrq<List<T, ID>>,
+    lists: SpinLockIrq<C>,
     rcu: RcuHead,
 }
 
-impl<T: Item<ID>, const ID: u64> HasRcuHead for Watchers<T, ID> {
+impl<C: Lists> HasRcuHead for Watchers<C> {
     fn rcu_head(&self) -> &RcuHead {
         &self.rcu
     }
 }
 
-impl<T: Item<ID>, const ID: u64> Watchers<T, ID> {
+impl<C: Lists> Watchers<C> {
     /// The storage behind `slot`, if any.
     ///
     /// Callers hold the storage lock (`_`); `slot` only ever holds this type.
     fn get<'a>(_: &'a Attached, slot: &Slot) -> Option<&'a Self> {
         let current = slot.load::<Self>();
-        // SAFETY: Under the storage lock, a non-null slot of an object that holds `Watchers<T,
-        // ID>` points to live storage of this type (only this type stores pointers in such
-        // slots, and only `free` frees it, under the same lock).
+        // SAFETY: Under the storage lock, a non-null slot of an object that holds `Watchers<C>`
+        // points to live storage of this type (one source owns each kind of slot and stores
+        // only this type in it, and only `free` frees it, under the same lock).
         unsafe { current.as_ref() }
     }
 
-    /// Adds `item` to the watchers of the object behind `slot`, creating the storage.
-    pub(crate) fn attach(locked: &Attached, slot: &Slot, item: &Arc<T>) -> Result {
+    /// Adds `item` to the list of the storage behind `slot` that `which` picks, creating the
+    /// storage.
+    pub(crate) fn attach<T: Item<ID>, const ID: u64>(
+        locked: &Attached,
+        slot: &Slot,
+        item: &Arc<T>,
+        which: impl FnOnce(&mut C) -> &mut List<T, ID>,
+    ) -> Result {
         let item = list_arc(item)?;
         let storage = match Self::get(locked, slot) {
             Some(storage) => storage,
             None => {
                 let init = pin_init!(Self {
-                    list <- new_spinlock_irq!(List::new(), "Watchers::list"),
+                    lists <- new_spinlock_irq!(C::new(), "Watchers::lists"),
                     rcu: RcuHead::new(),
                 });
                 // SAFETY: Just created and stored in the slot; freed only by `free`, under the
@@ -135,44 +160,59 @@ impl<T: Item<ID>, const ID: u64> Watchers<T, ID> {
                 unsafe { &*create(slot, init)? }
             }
         };
-        storage.list.lock().push_back(item);
+        which(&mut storage.lists.lock()).push_back(item);
         Ok(())
     }
 
-    /// Removes `item` from the watchers of the object behind `slot`, freeing the storage when
-    /// it becomes empty. `item` must have been attached to this object.
-    pub(crate) fn detach(locked: &Attached, slot: &Slot, item: &T) {
+    /// Removes `item` from the list `which` picks of the storage behind `slot`, freeing the
+    /// storage when it becomes empty. `item` must have been attached to this object, and may
+    /// have left the list already.
+    pub(crate) fn detach<T: Item<ID>, const ID: u64>(
+        locked: &Attached,
+        slot: &Slot,
+        item: &T,
+        which: impl FnOnce(&mut C) -> &mut List<T, ID>,
+    ) {
         let Some(storage) = Self::get(locked, slot) else {
             return;
         };
         let empty = {
-            let mut list = storage.list.lock();
-            // SAFETY: An item is on at most one list `ID`, and this is the object it was
-            // attached to (caller's guarantee).
-            drop(unsafe { list.remove(item) });
-            list.is_empty()
+            let mut lists = storage.lists.lock();
+            // SAFETY: An item is on at most one list `ID`, and if it is on one, it is this
+            // object's (caller's guarantee).
+            drop(unsafe { which(&mut lists).remove(item) });
+            lists.is_empty()
         };
         if empty {
             Self::free(slot);
         }
     }
 
-    /// Detaches every item and returns them.
-    pub(crate) fn take_all(locked: &Attached, slot: &Slot) -> List<T, ID> {
+    /// Detaches every item and returns the lists.
+    pub(crate) fn take_all(locked: &Attached, slot: &Slot) -> C {
         let Some(storage) = Self::get(locked, slot) else {
-            return List::new();
+            return C::new();
         };
-        let taken = core::mem::replace(&mut *storage.list.lock(), List::new());
+        let taken = core::mem::replace(&mut *storage.lists.lock(), C::new());
         Self::free(slot);
         taken
     }
 
-    /// Calls `f` on every item, with the list locked: any context, must not sleep.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(ArcBorrow<'_, T>)) {
-        let list = self.list.lock();
-        for item in list.iter() {
-            f(item);
-        }
+    /// Runs `f` on the storage behind `slot`, if any, as the hooks see it: inside an RCU read-side
+    /// section, so `f` must not sleep. The storage may be found empty and freed meanwhile (then
+    /// `f` sees empty lists).
+    pub(crate) fn with_current<R>(slot: &Slot, f: impl FnOnce(&Self) -> R) -> Option<R> {
+        let _rcu = rcu::ReadGuard::new();
+        let current = slot.load::<Self>();
+        // SAFETY: A slot of an object that holds `Watchers<C>` holds only this type (see `get`),
+        // and storage is freed after a grace period (`free`), which cannot end while we are in
+        // a read-side section.
+        unsafe { current.as_ref() }.map(f)
+    }
+
+    /// Runs `f` on the lists, locked: any context, must not sleep.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
+        f(&mut self.lists.lock())
     }
 
     /// Clears the slot and frees the (empty) storage after a grace period.
@@ -181,7 +221,7 @@ impl<T: Item<ID>, const ID: u64> Watchers<T, ID> {
         slot.store::<Self>(core::ptr::null_mut());
         // SAFETY: `current` came from `KBox::into_raw` in `create` and is no longer reachable
         // from the slot; hooks that read it before are RCU readers, and the free waits for
-        // them. The list is empty, so dropping the storage only frees memory.
+        // them. The lists are empty, so dropping the storage only frees memory.
         unsafe { rcu::free_after_grace_period(KBox::from_raw(current)) };
     }
 }

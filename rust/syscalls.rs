@@ -11,6 +11,7 @@ use crate::{
     },
     ctl,
     harvest::{self, Wait},
+    sources::naio,
     queue::Queue,
 };
 use kernel::{error::code::*, prelude::*, uaccess::UserPtr};
@@ -81,9 +82,9 @@ impl Syscalls for Kevent {
         Err(eopnotsupp())
     }
 
-    fn aio_recv(kfd: i32, sock: i32, _buf: UserPtr, _len: usize, _flags: u32) -> Result<i64> {
-        check_aio_fds(kfd, sock)?;
-        Err(eopnotsupp())
+    fn aio_recv(kfd: i32, sock: i32, buf: UserPtr, len: usize, flags: u32) -> Result<i64> {
+        let queue = Queue::from_fd(kfd)?;
+        naio::recv(&queue, sock, buf, len, flags)
     }
 
     fn aio_sendfile(

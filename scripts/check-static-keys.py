@@ -48,6 +48,7 @@ MUST_CONTAIN = [
      ["sock_def_write_space_wfree", "sock_wfree"]),
     ("kevent_sock_event", "net/core/stream.c", "sk_stream_write_space",
      ["sk_stream_write_space"]),
+    ("kevent_tcp_data_ready", "net/ipv4/tcp_input.c", "tcp_data_ready", ["tcp_data_ready"]),
     ("kevent_sock_event", "net/unix/af_unix.c", "unix_write_space", ["unix_write_space"]),
 ]
 # At least one static-key site per hook call of the patch.

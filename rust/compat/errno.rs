@@ -30,3 +30,8 @@ pub(crate) fn enotsock() -> Error {
 pub(crate) fn eloop() -> Error {
     from_const(bindings::ELOOP)
 }
+
+/// The socket is not connected.
+pub(crate) fn enotconn() -> Error {
+    from_const(bindings::ENOTCONN)
+}

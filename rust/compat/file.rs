@@ -159,6 +159,50 @@ impl Drop for FileRef {
     }
 }
 
+/// A counted reference to an open file (`get_file()` ... `fput()`), which keeps it open.
+///
+/// # Invariants
+///
+/// `ptr` points to a file on which this object holds one reference.
+pub(crate) struct OwnedFile {
+    ptr: NonNull<bindings::file>,
+}
+
+// SAFETY: A file reference may be used and dropped from any thread (`fput` defers the release
+// to process context).
+unsafe impl Send for OwnedFile {}
+// SAFETY: Shared access only reads the file through `&File`.
+unsafe impl Sync for OwnedFile {}
+
+impl OwnedFile {
+    /// Takes a reference to `file`.
+    pub(crate) fn new(file: &File) -> Self {
+        // SAFETY: `file` is alive (type invariant of `File`), so its count is above zero.
+        unsafe { bindings::get_file(file.as_ptr()) };
+        // INVARIANT: The reference was taken just above.
+        Self {
+            // SAFETY: A reference is never null.
+            ptr: unsafe { NonNull::new_unchecked(file.as_ptr()) },
+        }
+    }
+}
+
+impl core::ops::Deref for OwnedFile {
+    type Target = File;
+
+    fn deref(&self) -> &File {
+        // SAFETY: The reference keeps the file alive (type invariant).
+        unsafe { File::from_raw(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for OwnedFile {
+    fn drop(&mut self) {
+        // SAFETY: Gives back the reference this object holds (type invariant).
+        unsafe { bindings::fput(self.ptr.as_ptr()) };
+    }
+}
+
 /// A file watched by a registration, without a reference (like an epoll item's).
 ///
 /// # Invariants

@@ -10,7 +10,13 @@
 //! [`Hooks`] trait; the module instantiates it once, in its crate root. The kernel takes a module
 //! reference around every system call and sleepable hook.
 
-use super::{file::File, posix_timer::PosixTimer, signal::Task, sock::Sock, uapi::WaitArg};
+use super::{
+    file::File,
+    posix_timer::PosixTimer,
+    signal::Task,
+    sock::{Sock, SockLocked},
+    uapi::WaitArg,
+};
 use kernel::ffi::c_long;
 use kernel::{
     bindings, error::to_result, prelude::*, sync::ArcBorrow, uaccess::UserPtr, ThisModule,
@@ -164,6 +170,10 @@ pub(crate) unsafe trait Hooks {
 
     /// A socket's readiness changed (`KEVENT_SK_*` in `what`). Any context; must not sleep.
     fn sock_event(sk: &Sock, st: &Self::SockStorage, what: u32);
+    /// In-order data (or a FIN) was queued on a TCP socket, which `locked` proves locked;
+    /// returns true when the module consumed it and readers need no wake-up. Softirq, or
+    /// process context while the socket's backlog is processed; must not sleep.
+    fn tcp_data_ready(sk: &Sock, locked: &mut SockLocked<'_>, st: &Self::SockStorage) -> bool;
     /// Signal `sig` is being sent to the process by `sender` (0: the kernel); returns true to
     /// consume it, which the hook layer refuses for signals that must reach the process. IRQs
     /// off, the target's siglock held.
@@ -193,6 +203,18 @@ unsafe extern "C" fn sock_event<T: Hooks>(
     // RCU, which is a `SockStorage` not freed before the hook returns (trait safety rules).
     let (sk, st) = unsafe { (Sock::from_raw(sk), &*st.cast::<T::SockStorage>()) };
     T::sock_event(sk, st, what);
+}
+
+unsafe extern "C" fn tcp_data_ready<T: Hooks>(
+    sk: *mut bindings::sock,
+    st: *mut bindings::kevent_storage,
+) -> bool {
+    // SAFETY: As in `sock_event`; `tcp_data_ready()` runs with the socket locked (bh-locked in
+    // softirq, or owned while `release_sock()` processes the backlog).
+    let (sk, st) = unsafe { (Sock::from_raw(sk), &*st.cast::<T::SockStorage>()) };
+    // SAFETY: See above: locked for the duration of the hook.
+    let mut locked = unsafe { SockLocked::assume(sk) };
+    T::tcp_data_ready(sk, &mut locked, st)
 }
 
 unsafe extern "C" fn signal<T: Hooks>(
@@ -277,6 +299,7 @@ impl HookOps {
                 aio_sendfile: Some(aio_sendfile::<S>),
                 aio_read: Some(aio_read::<S>),
                 sock_event: Some(sock_event::<H>),
+                tcp_data_ready: Some(tcp_data_ready::<H>),
                 signal: Some(signal::<H>),
                 posix_timer_fire: Some(posix_timer_fire::<H>),
                 file_release: Some(file_release::<H>),

@@ -17,6 +17,7 @@ pub(crate) mod hooks;
 pub(crate) mod hrtimer;
 pub(crate) mod lock;
 pub(crate) mod param;
+pub(crate) mod pinned;
 pub(crate) mod poll;
 pub(crate) mod posix_timer;
 pub(crate) mod rcu;

@@ -13,11 +13,13 @@ use super::{
     poll::{EPOLLERR, EPOLLIN, EPOLLOUT, EPOLLRDHUP},
     slot::Slot,
 };
-use core::ptr::read_volatile;
-use kernel::{bindings, types::Opaque};
+use core::{marker::PhantomData, ptr::read_volatile, sync::atomic::AtomicI32};
+use kernel::{bindings, error::code::*, prelude::*, types::Opaque};
 
 /// `sk_state` of a listening TCP socket.
 const TCP_LISTEN: u8 = 10;
+/// `sk_state` of a closed (or never connected) TCP socket.
+const TCP_CLOSE: u8 = 7;
 /// `sk_shutdown` bit: no more data will be received.
 const RCV_SHUTDOWN: u8 = 1;
 /// What a socket hook reports (`KEVENT_SK_*`).
@@ -65,6 +67,85 @@ impl Sock {
 
     fn as_ptr(&self) -> *mut bindings::sock {
         self.0.get()
+    }
+
+    /// Locks the socket like `lock_sock()`: the caller owns it until the guard is dropped
+    /// (`release_sock()`, which also processes what softirq queued meanwhile). Process
+    /// context; sleeps.
+    pub(crate) fn lock(&self) -> SockGuard<'_> {
+        // SAFETY: The socket is valid (type invariant); we are in process context.
+        unsafe { bindings::lock_sock(self.as_ptr()) };
+        // INVARIANT: Locked just above, released by `Drop`.
+        SockGuard {
+            locked: SockLocked {
+                sk: self,
+                _not_send: PhantomData,
+            },
+        }
+    }
+
+    /// Whether this is a TCP stream socket (IPv4 or IPv6).
+    pub(crate) fn is_tcp_stream(&self) -> bool {
+        self.is_tcp()
+    }
+
+    /// Whether the socket cannot receive: it listens, or it is closed with nothing left to read
+    /// and no error or end of stream to report (never connected).
+    pub(crate) fn cannot_receive(&self) -> bool {
+        let state = self.state();
+        state == TCP_LISTEN
+            || (state == TCP_CLOSE
+                && self.receive_queue_empty()
+                && self.error() == 0
+                && !self.rcv_shutdown())
+    }
+
+    /// Whether the peer will send no more (`RCV_SHUTDOWN`: FIN received, or reset).
+    pub(crate) fn rcv_shutdown(&self) -> bool {
+        // SAFETY: The socket is valid (type invariant); read as `READ_ONCE`.
+        unsafe { read_volatile(&(*self.as_ptr()).sk_shutdown) & RCV_SHUTDOWN != 0 }
+    }
+
+    /// Whether the receive queue is empty.
+    pub(crate) fn receive_queue_empty(&self) -> bool {
+        // SAFETY: The socket is valid (type invariant); read as `skb_queue_empty_lockless`.
+        unsafe { read_volatile(&(*self.as_ptr()).sk_receive_queue.qlen) == 0 }
+    }
+
+    /// Takes the pending socket error (`sock_error()`): a negative errno, or 0.
+    pub(crate) fn take_error(&self) -> i32 {
+        // SAFETY: The socket is valid (type invariant); `sk_err` is an `int`, accessed here as
+        // the atomic `sock_error()` exchanges it with.
+        let err = unsafe { AtomicI32::from_ptr(core::ptr::addr_of_mut!((*self.as_ptr()).sk_err)) };
+        -err.swap(0, core::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Reads up to `count` bytes of in-order TCP data with `tcp_read_sock()`, passing each piece
+    /// to `actor(skb, offset, len)`, which returns how many of the `len` bytes at `offset` of
+    /// `skb` it used (fewer stops the read). Consumed data leave the receive queue and the
+    /// window is updated. Returns the bytes used.
+    pub(crate) fn read_tcp<F>(&self, locked: &SockLocked<'_>, count: usize, mut actor: F) -> Result<usize>
+    where
+        F: FnMut(&SkBuff, usize, usize) -> usize,
+    {
+        if !core::ptr::eq(locked.sk, self) || !self.is_tcp() {
+            return Err(EINVAL);
+        }
+        let mut desc = bindings::read_descriptor_t {
+            written: 0,
+            count,
+            arg: bindings::read_descriptor_t__bindgen_ty_1 {
+                data: (&mut actor as *mut F).cast(),
+            },
+            error: 0,
+        };
+        // SAFETY: The socket is a locked TCP socket (`locked` proves the lock); `desc` and the
+        // actor it points to live across the call, and `read_actor::<F>` expects exactly them.
+        let ret = unsafe { bindings::tcp_read_sock(self.as_ptr(), &mut desc, Some(read_actor::<F>)) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(ret as usize)
     }
 
     /// The socket's kevent storage slot, valid while the socket lives.
@@ -129,5 +210,147 @@ impl Sock {
             mask |= EPOLLERR;
         }
         mask
+    }
+}
+
+/// `tcp_read_sock()`'s actor: forwards a piece of an skb to the Rust actor in `desc`.
+///
+/// # Safety
+///
+/// `desc.arg.data` points to an `F` (set by [`Sock::read_tcp`]); `skb` is valid during the call.
+unsafe extern "C" fn read_actor<F>(
+    desc: *mut bindings::read_descriptor_t,
+    skb: *mut bindings::sk_buff,
+    offset: core::ffi::c_uint,
+    len: usize,
+) -> core::ffi::c_int
+where
+    F: FnMut(&SkBuff, usize, usize) -> usize,
+{
+    // SAFETY: `desc` is the descriptor `read_tcp` passed, with its actor (function safety).
+    let (desc, actor) = unsafe { (&mut *desc, &mut *(*desc).arg.data.cast::<F>()) };
+    let len = len.min(desc.count);
+    // SAFETY: `skb` is valid during the call (function safety).
+    let used = actor(unsafe { SkBuff::from_raw(skb) }, offset as usize, len).min(len);
+    desc.count -= used;
+    if used < len {
+        // Stop the read: the buffer is full.
+        desc.count = 0;
+    }
+    used as core::ffi::c_int
+}
+
+/// A socket buffer, borrowed.
+///
+/// # Invariants
+///
+/// The skb is valid for the lifetime of the reference.
+#[repr(transparent)]
+pub(crate) struct SkBuff(Opaque<bindings::sk_buff>);
+
+impl SkBuff {
+    /// Borrows an skb.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to an skb that stays valid for `'a`.
+    unsafe fn from_raw<'a>(ptr: *const bindings::sk_buff) -> &'a SkBuff {
+        // SAFETY: `SkBuff` is transparent over `struct sk_buff`; validity per the caller.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The raw pointer, for C functions that take a `struct sk_buff *`.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::sk_buff {
+        self.0.get()
+    }
+}
+
+/// Proof that a socket is locked: owned through [`Sock::lock`], or bh-locked by the receive
+/// path around a hook.
+///
+/// # Invariants
+///
+/// `sk` is locked while this exists; neither `Send` nor `Sync` (the lock belongs to this
+/// context).
+pub(crate) struct SockLocked<'a> {
+    sk: &'a Sock,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> SockLocked<'a> {
+    /// Asserts that `sk` is locked.
+    ///
+    /// # Safety
+    ///
+    /// `sk` must be locked (owned or bh-locked) by the caller's context for `'a`.
+    pub(crate) unsafe fn assume(sk: &'a Sock) -> Self {
+        // INVARIANT: Guaranteed by the caller.
+        Self {
+            sk,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// A value that is only used with its socket locked (like `LockedBy`, for the socket lock).
+///
+/// # Invariants
+///
+/// `value` is only accessed through [`SockCell::get_mut`], with `sk` locked by the caller's
+/// context and exclusively borrowed proof of it.
+pub(crate) struct SockCell<T> {
+    sk: *const Sock,
+    value: core::cell::UnsafeCell<T>,
+}
+
+// SAFETY: The value moves with the cell; `T: Send` suffices.
+unsafe impl<T: Send> Send for SockCell<T> {}
+// SAFETY: Shared cells only give access under the socket lock (type invariant), one context at a
+// time, so `T: Send` suffices.
+unsafe impl<T: Send> Sync for SockCell<T> {}
+
+impl<T> SockCell<T> {
+    /// A cell for `value`, protected by the lock of `sk`.
+    pub(crate) fn new(sk: &Sock, value: T) -> Self {
+        Self {
+            sk,
+            value: core::cell::UnsafeCell::new(value),
+        }
+    }
+
+    /// The value, given the proof that its socket is locked; `None` for another socket's proof.
+    pub(crate) fn get_mut<'a>(&'a self, locked: &'a mut SockLocked<'_>) -> Option<&'a mut T> {
+        if !core::ptr::eq(self.sk, locked.sk) {
+            return None;
+        }
+        // SAFETY: The socket is locked by this context and the proof is borrowed exclusively for
+        // `'a`, so no other access to the value exists (type invariant).
+        Some(unsafe { &mut *self.value.get() })
+    }
+}
+
+/// A socket locked by [`Sock::lock`]; dropping it releases the socket.
+pub(crate) struct SockGuard<'a> {
+    locked: SockLocked<'a>,
+}
+
+impl<'a> core::ops::Deref for SockGuard<'a> {
+    type Target = SockLocked<'a>;
+
+    fn deref(&self) -> &SockLocked<'a> {
+        &self.locked
+    }
+}
+
+impl<'a> core::ops::DerefMut for SockGuard<'a> {
+    fn deref_mut(&mut self) -> &mut SockLocked<'a> {
+        &mut self.locked
+    }
+}
+
+impl Drop for SockGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The socket was locked by `Sock::lock` in this context and is released once.
+        unsafe { bindings::release_sock(self.locked.sk.as_ptr()) };
     }
 }

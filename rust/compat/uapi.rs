@@ -25,6 +25,8 @@ pub(crate) const TYPE_PIPE: u32 = bindings::KEVENT_PIPE;
 pub(crate) const TYPE_SIGNAL: u32 = bindings::KEVENT_SIGNAL;
 /// POSIX timers created with `SIGEV_KEVENT`.
 pub(crate) const TYPE_POSIX_TIMER: u32 = bindings::KEVENT_POSIX_TIMER;
+/// Network AIO requests.
+pub(crate) const TYPE_NAIO: u32 = bindings::KEVENT_NAIO;
 /// Number of event types.
 pub(crate) const TYPE_MAX: u32 = bindings::KEVENT_MAX;
 

@@ -12,9 +12,12 @@
 //! ([`Source::confirm`]), with the queue's registration mutex held and no spinlock.
 //!
 //! Storage: the file's inode holds a [`FileWatchers`] tree (list [`ON_INODE`]) for
-//! `file_release`, a socket's slot a [`Watchers`] list (list [`ON_SOCKET`]) for its hook.
+//! `file_release`, a socket's slot its [`SocketStorage`] (list [`ON_SOCKET`]) for its hooks.
 
-use super::Source;
+use super::{
+    socket::{SocketStorage, ON_SOCKET},
+    Source,
+};
 use crate::{
     compat::{
         errno,
@@ -31,7 +34,7 @@ use crate::{
     nesting,
     queue::{Queue, Registrations},
     registration::{Registration, Report},
-    storage::{self, FileWatchers, Watchers},
+    storage::{self, FileWatchers},
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
@@ -47,15 +50,11 @@ use kernel::{
 
 /// List id of a file registration's place on its inode's storage.
 pub(crate) const ON_INODE: u64 = 1;
-/// List id of a socket registration's place on its socket's storage.
-pub(crate) const ON_SOCKET: u64 = 2;
 
 /// A file registration.
 pub(crate) type FileReg = Registration<FileWatch>;
 /// What an inode's slot holds: the file registrations of its open files.
 type InodeWatchers = FileWatchers<FileReg, ON_INODE>;
-/// What a socket's slot holds: its `KEVENT_SOCKET` registrations.
-pub(crate) type SocketWatchers = Watchers<FileReg, ON_SOCKET>;
 
 /// The kind of file registration.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -177,7 +176,7 @@ impl Source for FileWatch {
             if fw.attached.swap(false, Ordering::Relaxed) {
                 InodeWatchers::detach(locked, &fw.inode, fw.file.addr(), reg);
                 if let Some(sock) = &fw.sock {
-                    SocketWatchers::detach(locked, sock, reg);
+                    SocketStorage::detach(locked, sock, reg, |l| &mut l.readiness);
                 }
             }
         });
@@ -210,7 +209,7 @@ fn arm(reg: &Arc<FileReg>, file: &File) -> Result<Option<Report>> {
         let addr = fw.file.addr();
         InodeWatchers::attach(locked, &fw.inode, addr, reg)?;
         if let Some(sock) = &fw.sock {
-            if let Err(e) = SocketWatchers::attach(locked, sock, reg) {
+            if let Err(e) = SocketStorage::attach(locked, sock, reg, |l| &mut l.readiness) {
                 InodeWatchers::detach(locked, &fw.inode, addr, reg);
                 return Err(e);
             }
@@ -299,13 +298,17 @@ impl PollWaiter for FileReg {
 }
 
 /// The socket hooks: readiness of a watched socket changed.
-pub(super) fn sock_event(sk: &Sock, watchers: &SocketWatchers, what: u32) {
+pub(super) fn sock_event(sk: &Sock, storage: &SocketStorage, what: u32) {
     let mut revents = sk.revents_hint(what);
     if what & !(SK_READABLE | SK_WRITABLE | SK_ERROR) != 0 {
         // A state change (connected, closed, ...): let the harvest find out which.
         revents |= EPOLLIN | EPOLLOUT;
     }
-    watchers.for_each(|reg| notify(reg, revents, Some(sk)));
+    storage.with(|lists| {
+        for reg in lists.readiness.iter() {
+            notify(reg, revents, Some(sk));
+        }
+    });
 }
 
 /// The last reference to `file` is going away: remove every registration watching it from its
@@ -315,7 +318,7 @@ pub(super) fn file_release(file: &File) {
         let taken = InodeWatchers::take(locked, &file.inode_slot(), WatchedFile::new(file).addr());
         for reg in taken.iter() {
             if let Some(sock) = &reg.watch.sock {
-                SocketWatchers::detach(locked, sock, &reg);
+                SocketStorage::detach(locked, sock, &*reg, |l| &mut l.readiness);
             }
             reg.watch.attached.store(false, Ordering::Relaxed);
         }

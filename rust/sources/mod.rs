@@ -11,8 +11,10 @@
 //!    (a hook the layer does not have yet means a kernel patch: see `Documentation/hooks.md`).
 
 mod file;
+pub(crate) mod naio;
 mod posix_timer;
 mod signal;
+mod socket;
 mod timer;
 mod user;
 
@@ -23,7 +25,7 @@ use crate::{
         hooks::Hooks,
         posix_timer::PosixTimer,
         signal::Task,
-        sock::Sock,
+        sock::{Sock, SockLocked},
         uapi::{self, Ukevent},
     },
     ctl::Outcome,
@@ -132,6 +134,7 @@ pub(crate) fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -
         uapi::TYPE_SIGNAL => signal::SignalWatch::add,
         uapi::TYPE_UNOTIFY => user::UserEvent::add,
         uapi::TYPE_POSIX_TIMER => posix_timer::PosixTimerWatch::add,
+        uapi::TYPE_NAIO => naio::NaioWatch::add,
         t if t < uapi::TYPE_MAX => return Err(errno::eopnotsupp()),
         _ => return Err(EINVAL),
     };
@@ -146,12 +149,16 @@ pub(crate) struct Sources;
 // registrations, dropped after `rcu::synchronize` (`posix_timer`) or once the timer no longer
 // runs (`posix_timer_free`).
 unsafe impl Hooks for Sources {
-    type SockStorage = file::SocketWatchers;
+    type SockStorage = socket::SocketStorage;
     type SignalStorage = signal::ProcessWatchers;
     type TimerStorage = posix_timer::PosixTimerReg;
 
     fn sock_event(sk: &Sock, st: &Self::SockStorage, what: u32) {
         file::sock_event(sk, st, what);
+    }
+
+    fn tcp_data_ready(sk: &Sock, locked: &mut SockLocked<'_>, st: &Self::SockStorage) -> bool {
+        naio::fill(sk, locked, st)
     }
 
     fn signal(st: &Self::SignalStorage, sig: u32, sender: i32) -> bool {

@@ -32,7 +32,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     error::code::*,
     list::{
-        impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, ListLinks,
+        impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, List, ListLinks,
         TryNewListArc,
     },
     prelude::*,
@@ -45,7 +45,7 @@ pub(crate) const ON_PROCESS: u64 = 1;
 /// A signal registration.
 pub(crate) type SignalReg = Registration<SignalWatch>;
 /// What a process's slot holds: its signal registrations.
-pub(crate) type ProcessWatchers = Watchers<SignalReg, ON_PROCESS>;
+pub(crate) type ProcessWatchers = Watchers<List<SignalReg, ON_PROCESS>>;
 
 /// What a signal registration keeps.
 #[pin_data]
@@ -92,7 +92,7 @@ impl Source for SignalWatch {
         }? Error);
         ctl::register::<Self>(queue, regs, req, watch, |reg| {
             storage::with_lock(|locked| {
-                ProcessWatchers::attach(locked, &reg.watch.process, reg)?;
+                ProcessWatchers::attach(locked, &reg.watch.process, reg, |l| l)?;
                 reg.watch.attached.store(true, Ordering::Relaxed);
                 Ok(None)
             })?
@@ -103,7 +103,7 @@ impl Source for SignalWatch {
         // Only fails when the module is going away, when nothing is attached any more.
         let _ = storage::with_lock(|locked| {
             if reg.watch.attached.swap(false, Ordering::Relaxed) {
-                ProcessWatchers::detach(locked, &reg.watch.process, reg);
+                ProcessWatchers::detach(locked, &reg.watch.process, reg, |l| l);
             }
         });
     }
@@ -112,16 +112,18 @@ impl Source for SignalWatch {
 /// The signal hook. Returns true to consume the signal.
 pub(super) fn signal(watchers: &ProcessWatchers, sig: u32, sender: i32) -> bool {
     let mut consume = false;
-    watchers.for_each(|reg| {
-        if reg.watch.signo != sig {
-            return;
+    watchers.with(|list| {
+        for reg in list.iter() {
+            if reg.watch.signo != sig {
+                continue;
+            }
+            consume |= reg.watch.nomask;
+            Registration::notify(reg, |st| {
+                st.count(1);
+                st.ret_data[1] = sender as u32;
+                true
+            });
         }
-        consume |= reg.watch.nomask;
-        Registration::notify(reg, |st| {
-            st.count(1);
-            st.ret_data[1] = sender as u32;
-            true
-        });
     });
     consume
 }

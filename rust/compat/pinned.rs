@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! User pages pinned for I/O that outlives the system call.
+//!
+//! C headers: [`include/linux/mm.h`](srctree/include/linux/mm.h) (`pin_user_pages_fast`) and
+//! [`include/linux/skbuff.h`](srctree/include/linux/skbuff.h) (`mm_account_pinned_pages`).
+//!
+//! Shaped like the pinned-pages abstractions of newer kernels: the pages are pinned with
+//! `FOLL_LONGTERM` (they may stay pinned as long as a request is pending) and charged against the
+//! caller's `RLIMIT_MEMLOCK` as `MSG_ZEROCOPY` charges them; [`PinnedPages::release`] gives them
+//! back (dirty, for pages written by the kernel) in process context.
+
+use super::{sock::SkBuff, user_gfp};
+use kernel::{bindings, error::code::*, prelude::*, uaccess::UserPtr};
+
+/// Bytes in a page.
+const PAGE_SIZE: usize = bindings::PAGE_SIZE;
+
+/// A user buffer whose pages are pinned.
+///
+/// # Invariants
+///
+/// `pages` holds the pinned pages of `len` bytes starting `first_offset` bytes into the first
+/// page (each pin taken by `pin_user_pages_fast`, released once); `account` holds what
+/// `mm_account_pinned_pages` charged for them.
+pub(crate) struct PinnedPages {
+    pages: KVec<*mut bindings::page>,
+    first_offset: usize,
+    len: usize,
+    writable: bool,
+    account: bindings::ubuf_info_msgzc_mmpin,
+}
+
+// SAFETY: Pinned pages may be used and released from any thread; the account holds a reference
+// to its user, which may be dropped anywhere.
+unsafe impl Send for PinnedPages {}
+// SAFETY: Shared references only copy into the pages, which any thread may do.
+unsafe impl Sync for PinnedPages {}
+
+impl PinnedPages {
+    /// Pins the `len` bytes at user address `addr` for the kernel to write into (`FOLL_WRITE`).
+    /// `EINVAL` for an empty or overflowing range, `EFAULT` if a page cannot be pinned (not
+    /// mapped, not writable, `PROT_NONE`), `ENOBUFS` beyond `RLIMIT_MEMLOCK`, `ENOMEM`.
+    pub(crate) fn pin_for_write(addr: UserPtr, len: usize) -> Result<Self> {
+        Self::pin(addr, len, true)
+    }
+
+    fn pin(addr: UserPtr, len: usize, writable: bool) -> Result<Self> {
+        let end = addr.checked_add(len).ok_or(EFAULT)?;
+        if len == 0 {
+            return Err(EINVAL);
+        }
+        let first = addr & !(PAGE_SIZE - 1);
+        let nr = (end - first).div_ceil(PAGE_SIZE);
+        let nr_c = i32::try_from(nr).map_err(|_| EINVAL)?;
+        let mut pages = KVec::with_capacity(nr, user_gfp())?;
+        // SAFETY: All-zero is an empty account (no user, no pages).
+        let mut account: bindings::ubuf_info_msgzc_mmpin = unsafe { core::mem::zeroed() };
+        // SAFETY: `account` is a valid, empty account of the current user.
+        let ret = unsafe { bindings::mm_account_pinned_pages(&mut account, len) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        let mut flags = bindings::FOLL_LONGTERM;
+        if writable {
+            flags |= bindings::FOLL_WRITE;
+        }
+        // SAFETY: `pages` has room for `nr` pointers; the range is the caller's user memory,
+        // which `pin_user_pages_fast` checks.
+        let got = unsafe { bindings::pin_user_pages_fast(first, nr_c, flags, pages.as_mut_ptr()) };
+        let got = usize::try_from(got).unwrap_or(0);
+        // SAFETY: `pin_user_pages_fast` initialised the first `got` entries.
+        unsafe { pages.set_len(got) };
+        // INVARIANT: `pages` holds what was pinned, `account` what was charged; on error the
+        // drop below gives both back.
+        let pinned = Self {
+            pages,
+            first_offset: addr - first,
+            len,
+            writable,
+            account,
+        };
+        if got != nr {
+            return Err(EFAULT);
+        }
+        Ok(pinned)
+    }
+
+    /// Copies `len` bytes at `offset` of `skb` into the buffer at `at`. Any context, including
+    /// softirq. `EINVAL` if the range does not fit, `EFAULT` if the skb is shorter.
+    pub(crate) fn copy_from_skb(&self, at: usize, skb: &SkBuff, offset: usize, len: usize) -> Result {
+        if !self.writable || at.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(EINVAL);
+        }
+        let (mut at, mut offset, mut left) = (at + self.first_offset, offset, len);
+        while left > 0 {
+            let page = *self.pages.get(at / PAGE_SIZE).ok_or(EINVAL)?;
+            let in_page = at % PAGE_SIZE;
+            let n = left.min(PAGE_SIZE - in_page);
+            // SAFETY: `page` is pinned (type invariant), so mapping it is valid in any context;
+            // the mapping is released below.
+            let base = unsafe { bindings::kmap_local_page(page) }.cast::<u8>();
+            // SAFETY: `base + in_page` is valid for `n <= PAGE_SIZE - in_page` bytes of the
+            // mapped page; `skb_copy_bits` checks the skb range.
+            let ret = unsafe {
+                bindings::skb_copy_bits(skb.as_ptr(), offset as i32, base.add(in_page).cast(), n as i32)
+            };
+            // SAFETY: `base` was returned by `kmap_local_page` above, unmapped once.
+            unsafe { bindings::kunmap_local(base.cast()) };
+            if ret < 0 {
+                return Err(EFAULT);
+            }
+            at += n;
+            offset += n;
+            left -= n;
+        }
+        Ok(())
+    }
+
+    /// Unpins the pages (marking them dirty if the kernel wrote into them) and returns the
+    /// charge. Process context: dirtying a page may sleep.
+    pub(crate) fn release(mut self) {
+        // SAFETY: The pages are pinned once each (type invariant) and forgotten here.
+        unsafe {
+            bindings::unpin_user_pages_dirty_lock(
+                self.pages.as_mut_ptr(),
+                self.pages.len() as _,
+                self.writable,
+            )
+        };
+        // SAFETY: The pins were given back just above.
+        unsafe { self.pages.set_len(0) };
+    }
+}
+
+impl Drop for PinnedPages {
+    fn drop(&mut self) {
+        if !self.pages.is_empty() {
+            // Not released (an error path, or a teardown that cannot sleep): unpin without
+            // dirtying, which never sleeps.
+            // SAFETY: As in `release`.
+            unsafe { bindings::unpin_user_pages(self.pages.as_mut_ptr(), self.pages.len() as _) };
+        }
+        // SAFETY: `account` holds exactly what `mm_account_pinned_pages` charged (type
+        // invariant), returned once.
+        unsafe { bindings::mm_unaccount_pinned_pages(&mut self.account) };
+    }
+}

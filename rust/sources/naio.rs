@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Network AIO (`KEVENT_NAIO`): `aio_recv` on TCP sockets.
+//!
+//! A request is a registration keyed by its request id, `ONESHOT`: its completion is its one
+//! event (`ret_data[0]` bytes received, `ret_data[1]` 0 or −errno), `KEVENT_CTL_REMOVE` of the id
+//! cancels it. It holds a reference to the socket's file, so closing the descriptor does not end
+//! it; closing the queue does.
+//!
+//! `aio_recv` pins the destination pages and queues the request on the socket's storage
+//! ([`SocketStorage`], list `receives`, in submission order). Data already queued on the socket
+//! are taken at once; new data are copied in the receive path: the `tcp_data_ready` hook runs
+//! with the socket locked (in softirq, or while `release_sock` processes the backlog) and
+//! [`fill`] moves the data with `tcp_read_sock` straight into the pinned pages, without waking
+//! the process. A request completes like `recv`: with at least one byte once the receive queue is
+//! drained, or with the buffer full; with `MSG_WAITALL` only full; at end of stream with what it
+//! has (0 if nothing); on a pending socket error with the error if it has nothing. Everything that
+//! touches a request's buffer runs with the socket locked: submission and cancellation take
+//! `lock_sock`, the hook is called under it. The pages are unpinned (dirty) when the request is
+//! disarmed, in process context: after its event was delivered, or when it is cancelled.
+
+use super::{
+    socket::{SocketStorage, ON_SOCKET},
+    Source,
+};
+use crate::{
+    compat::{
+        errno,
+        file::{FileRef, OwnedFile},
+        pinned::PinnedPages,
+        slot::Slot,
+        sock::{Sock, SockCell, SockLocked},
+        uapi::{self, Ukevent},
+    },
+    ctl::{self, Outcome},
+    queue::{Queue, Registrations},
+    registration::Registration,
+    storage,
+};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kernel::{
+    error::code::*,
+    list::{
+        impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, ListLinks,
+        TryNewListArc,
+    },
+    prelude::*,
+    sync::Arc,
+    uaccess::UserPtr,
+};
+
+/// A network AIO request.
+pub(crate) type NaioReg = Registration<NaioWatch>;
+
+/// `MSG_WAITALL`: complete a receive only when its buffer is full (or at end of stream or
+/// error).
+const MSG_WAITALL: u32 = 0x100;
+
+/// The last request id handed out; ids are unique across queues.
+static LAST_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A receive's progress, used only with its socket locked.
+struct Progress {
+    /// The destination; taken when the request is disarmed.
+    buf: Option<PinnedPages>,
+    /// Bytes received so far.
+    done: usize,
+    /// Completed: its event was posted.
+    complete: bool,
+}
+
+/// What a network AIO request keeps.
+#[pin_data]
+pub(crate) struct NaioWatch {
+    /// The socket's file, held while the request lives.
+    file: OwnedFile,
+    /// The socket's storage slot.
+    sock: Slot,
+    /// The buffer's length.
+    len: usize,
+    /// `MSG_WAITALL`.
+    wait_all: bool,
+    /// Whether it is attached to the socket's storage (changed under the storage lock).
+    attached: AtomicBool,
+    /// Progress, under the socket lock.
+    progress: SockCell<Progress>,
+    #[pin]
+    links: ListLinks<ON_SOCKET>,
+    #[pin]
+    tracker: AtomicTracker<ON_SOCKET>,
+}
+
+impl_list_arc_safe! {
+    impl ListArcSafe<ON_SOCKET> for NaioWatch { tracked_by tracker: AtomicTracker<ON_SOCKET>; }
+    impl ListArcSafe<ON_SOCKET> for NaioReg { tracked_by watch: NaioWatch; }
+}
+impl_has_list_links! {
+    impl HasListLinks<ON_SOCKET> for Registration<NaioWatch> { self.watch.links }
+}
+impl_list_item! {
+    impl ListItem<ON_SOCKET> for NaioReg { using ListLinks; }
+}
+
+impl NaioWatch {
+    /// The socket; alive while the request holds its file.
+    fn sk(&self) -> Result<&Sock> {
+        Sock::of_file(&self.file).ok_or(EINVAL)
+    }
+}
+
+impl Source for NaioWatch {
+    fn add(_queue: &Arc<Queue>, _regs: &mut Registrations, _req: &Ukevent) -> Result<Outcome> {
+        // Created by the AIO calls only.
+        Err(EINVAL)
+    }
+
+    /// Cancels the request if it is still pending, and unpins its buffer.
+    fn disarm(reg: &NaioReg) {
+        let w = &reg.watch;
+        let Ok(sk) = w.sk() else {
+            return;
+        };
+        let buf = {
+            let mut guard = sk.lock();
+            // Off the pending list (if still there) under the socket lock: no receive path can
+            // be filling it afterwards.
+            storage_detach(reg);
+            w.progress.get_mut(&mut guard).and_then(|p| p.buf.take())
+        };
+        if let Some(buf) = buf {
+            buf.release();
+        }
+    }
+}
+
+/// Takes `reg` off its socket's pending list and storage. Idempotent.
+fn storage_detach(reg: &NaioReg) {
+    // Only fails when the module is going away, when nothing is attached any more.
+    let _ = storage::with_lock(|locked| {
+        if reg.watch.attached.swap(false, Ordering::Relaxed) {
+            SocketStorage::detach(locked, &reg.watch.sock, reg, |l| &mut l.receives);
+        }
+    });
+}
+
+/// `aio_recv(kfd, fd, buf, len, flags)` on `queue`. Returns the request id.
+pub(crate) fn recv(queue: &Arc<Queue>, fd: i32, buf: UserPtr, len: usize, flags: u32) -> Result<i64> {
+    if flags & !MSG_WAITALL != 0 || len == 0 || len > i32::MAX as usize {
+        return Err(EINVAL);
+    }
+    let file = FileRef::fget(fd)?;
+    let sk = Sock::of_file(&file).ok_or_else(errno::enotsock)?;
+    if !sk.is_tcp_stream() {
+        return Err(errno::eopnotsupp());
+    }
+    if sk.cannot_receive() {
+        return Err(errno::enotconn());
+    }
+    let pages = PinnedPages::pin_for_write(buf, len)?;
+    let id = LAST_ID.fetch_add(1, Ordering::Relaxed) + 1;
+    let req = Ukevent {
+        id,
+        type_: uapi::TYPE_NAIO,
+        event: uapi::SOCKET_RECV,
+        req_flags: uapi::REQ_ONESHOT,
+        ..Ukevent::default()
+    };
+    let progress = Progress {
+        buf: Some(pages),
+        done: 0,
+        complete: false,
+    };
+    let (owned, slot, progress) = (OwnedFile::new(&file), sk.slot(), SockCell::new(sk, progress));
+    let watch = try_pin_init!(NaioWatch {
+        file: owned,
+        sock: slot,
+        len,
+        wait_all: flags & MSG_WAITALL != 0,
+        attached: AtomicBool::new(false),
+        progress,
+        links <- ListLinks::new(),
+        tracker <- AtomicTracker::new(),
+    }? Error);
+    {
+        let mut regs = queue.registrations.lock();
+        if regs.dead {
+            return Err(EBADF);
+        }
+        ctl::register::<NaioWatch>(queue, &mut regs, &req, watch, |reg| {
+            storage::with_lock(|locked| {
+                SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.receives)?;
+                reg.watch.attached.store(true, Ordering::Relaxed);
+                Ok(None)
+            })?
+        })?;
+    }
+    // Take what is queued already; `release_sock` then runs the hook for what arrived meanwhile.
+    let mut guard = sk.lock();
+    SocketStorage::with_current(&sk.slot(), |storage| fill(sk, &mut guard, storage));
+    drop(guard);
+    Ok(id as i64)
+}
+
+/// Moves queued data into the pending receives of `sk`, in order, and completes those that are
+/// done. Returns true when the receive queue was drained into requests (readers need no
+/// wake-up). Called with the socket locked, from the `tcp_data_ready` hook and at submission.
+///
+/// A request stays on the list while it is filled, so the storage never looks empty (and is
+/// never freed) under a request; only the holder of the socket lock takes requests off.
+pub(super) fn fill(sk: &Sock, locked: &mut SockLocked<'_>, storage: &SocketStorage) -> bool {
+    let mut consumed = false;
+    while let Some(reg) = storage.with(|l| l.receives.iter().next().map(Arc::from)) {
+        let Some(n) = fill_one(sk, locked, &reg) else {
+            // Not complete: it stays first, for the next data.
+            break;
+        };
+        consumed |= n > 0;
+        storage.with(|l| {
+            if let Some(head) = l.receives.cursor_front() {
+                if head.current().is(&*reg) {
+                    drop(head.remove());
+                }
+            }
+        });
+    }
+    consumed && sk.receive_queue_empty()
+}
+
+/// Fills one request from the receive queue. Returns the bytes it took if it completed (its
+/// event posted), `None` if it waits for more.
+fn fill_one(sk: &Sock, locked: &mut SockLocked<'_>, reg: &Arc<NaioReg>) -> Option<usize> {
+    let w = &reg.watch;
+    let (buf, done) = {
+        let p = w.progress.get_mut(locked)?;
+        if p.complete {
+            return Some(0);
+        }
+        (p.buf.take()?, p.done)
+    };
+    let mut copied = 0usize;
+    let read = sk.read_tcp(locked, w.len - done, |skb, offset, len| {
+        match buf.copy_from_skb(done + copied, skb, offset, len) {
+            Ok(()) => {
+                copied += len;
+                len
+            }
+            Err(_) => 0,
+        }
+    });
+    let done = done + copied;
+    let error = match read {
+        Err(e) if done == 0 => e.to_errno(),
+        _ if done == 0 => sk.take_error(),
+        _ => 0,
+    };
+    let full = done == w.len;
+    let drained = sk.receive_queue_empty();
+    let complete = full
+        || error != 0
+        || (drained && sk.rcv_shutdown())
+        || (!w.wait_all && done > 0 && drained);
+    let p = w.progress.get_mut(locked)?;
+    p.buf = Some(buf);
+    p.done = done;
+    if !complete {
+        return None;
+    }
+    p.complete = true;
+    Registration::notify(reg.as_arc_borrow(), |st| {
+        st.ret_data = [done as u32, error as u32];
+        true
+    });
+    Some(copied)
+}
