@@ -31,17 +31,20 @@
 //! The one description of the module's locking; `Documentation/semantics.md` repeats it.
 //!
 //! 1. `Queue::registrations` (mutex; process context only).
-//! 2. Either `nesting`'s graph mutex (nothing is taken under it) or `storage`'s `StorageLock`
+//! 2. A socket's lock (`lock_sock`: network AIO submission and cancellation; the receive path
+//!    holds it around the `tcp_data_ready` hook).
+//! 3. Either `nesting`'s graph mutex (nothing is taken under it) or `storage`'s `StorageLock`
 //!    mutex (attaching to and detaching from kernel objects).
-//! 3. An inode's `FileWatchers::files` mutex, or a socket's or process's `Watchers::list`
+//! 4. An inode's `FileWatchers::files` mutex, or a socket's or process's `Watchers::lists`
 //!    (irqsave spinlock).
-//! 4. `Queue::ready` (irqsave spinlock; any context, hard IRQ included).
-//! 5. The lock of a queue's wait queue, inside `wake_up`: `Queue::wait` (harvesters) or
+//! 5. `Queue::ready` (irqsave spinlock; any context, hard IRQ included).
+//! 6. The lock of a queue's wait queue, inside `wake_up`: `Queue::wait` (harvesters) or
 //!    `Queue::poll_wait` (pollers, other lock class).
 //!
 //! Notifications enter below their source's own lock (a watched file's wait queue lock, a
-//! socket hook, a process's siglock under which the signal hook walks `Watchers::list`, a
-//! timer's interrupt context) and take only level 3 and 4 locks, then wake (5). Nothing
+//! socket hook, a process's siglock under which the signal hook walks `Watchers::lists`, a
+//! timer's interrupt context) and take only level 4 and 5 locks, then wake (6). No spinlock is
+//! held across `tcp_read_sock` (it may transmit an ACK, which needs interrupts on). Nothing
 //! allocates, sleeps or calls a file's `->poll` under a spinlock; `->poll` of watched files runs
 //! with `registrations` held, which keeps the files alive (`file_release` takes it too). Timers
 //! are cancelled with no lock held, because their callback takes `ready`.

@@ -108,6 +108,18 @@ static const int aio_errs[] = {
 			 * EOPNOTSUPP); allowed by the spec for user buffers */
 	0
 };
+static const int aio_recv_errs[] = {
+	EBADF,		/* syscalls.rs: kfd not open; naio.rs recv(): sock not open */
+	EINVAL,		/* kfd not a queue; naio.rs recv(): flags, length */
+	ENOTSOCK,	/* naio.rs recv(): not a socket */
+	EOPNOTSUPP,	/* naio.rs recv(): not a TCP socket */
+	ENOTCONN,	/* naio.rs recv(): listening or never connected */
+	EFAULT,		/* pinned.rs: buffer not mapped or not writable */
+	ENOBUFS,	/* pinned.rs: RLIMIT_MEMLOCK (mm_account_pinned_pages) */
+	ENOMEM,		/* pinned.rs, registration, storage */
+	ENOSPC,		/* limits.rs: max_user_kevents */
+	0
+};
 static const int mmap_errs[] = {
 	EBADF,		/* do_mmap: fd not open */
 	EACCES,		/* do_mmap: MAP_SHARED + PROT_WRITE on a file not open for writing */
@@ -134,7 +146,7 @@ static const int ent_modify_errs[] = { EINVAL, ENOENT, 0 };	/* ctl.rs modify() *
 static const int ent_ready_errs[] = { ENOENT, 0 };		/* ctl.rs make_ready() */
 
 static const int *const allowed[NROWS] = {
-	init_errs, ctl_errs, get_errs, wait_errs, commit_errs, aio_errs, aio_errs, aio_errs,
+	init_errs, ctl_errs, get_errs, wait_errs, commit_errs, aio_errs, aio_recv_errs, aio_errs,
 	aio_errs, mmap_errs, wait_errs, ent_add_errs, ent_remove_errs, ent_modify_errs,
 	ent_ready_errs,
 };
