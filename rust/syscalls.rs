@@ -11,8 +11,8 @@ use crate::{
     },
     ctl,
     harvest::{self, Wait},
-    sources::naio,
     queue::Queue,
+    sources::naio,
 };
 use kernel::{error::code::*, prelude::*, uaccess::UserPtr};
 

@@ -88,7 +88,13 @@ impl PinnedPages {
 
     /// Copies `len` bytes at `offset` of `skb` into the buffer at `at`. Any context, including
     /// softirq. `EINVAL` if the range does not fit, `EFAULT` if the skb is shorter.
-    pub(crate) fn copy_from_skb(&self, at: usize, skb: &SkBuff, offset: usize, len: usize) -> Result {
+    pub(crate) fn copy_from_skb(
+        &self,
+        at: usize,
+        skb: &SkBuff,
+        offset: usize,
+        len: usize,
+    ) -> Result {
         if !self.writable || at.checked_add(len).is_none_or(|end| end > self.len) {
             return Err(EINVAL);
         }
@@ -103,7 +109,12 @@ impl PinnedPages {
             // SAFETY: `base + in_page` is valid for `n <= PAGE_SIZE - in_page` bytes of the
             // mapped page; `skb_copy_bits` checks the skb range.
             let ret = unsafe {
-                bindings::skb_copy_bits(skb.as_ptr(), offset as i32, base.add(in_page).cast(), n as i32)
+                bindings::skb_copy_bits(
+                    skb.as_ptr(),
+                    offset as i32,
+                    base.add(in_page).cast(),
+                    n as i32,
+                )
             };
             // SAFETY: `base` was returned by `kmap_local_page` above, unmapped once.
             unsafe { bindings::kunmap_local(base.cast()) };

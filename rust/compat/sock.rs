@@ -124,7 +124,12 @@ impl Sock {
     /// to `actor(skb, offset, len)`, which returns how many of the `len` bytes at `offset` of
     /// `skb` it used (fewer stops the read). Consumed data leave the receive queue and the
     /// window is updated. Returns the bytes used.
-    pub(crate) fn read_tcp<F>(&self, locked: &SockLocked<'_>, count: usize, mut actor: F) -> Result<usize>
+    pub(crate) fn read_tcp<F>(
+        &self,
+        locked: &SockLocked<'_>,
+        count: usize,
+        mut actor: F,
+    ) -> Result<usize>
     where
         F: FnMut(&SkBuff, usize, usize) -> usize,
     {
@@ -141,7 +146,8 @@ impl Sock {
         };
         // SAFETY: The socket is a locked TCP socket (`locked` proves the lock); `desc` and the
         // actor it points to live across the call, and `read_actor::<F>` expects exactly them.
-        let ret = unsafe { bindings::tcp_read_sock(self.as_ptr(), &mut desc, Some(read_actor::<F>)) };
+        let ret =
+            unsafe { bindings::tcp_read_sock(self.as_ptr(), &mut desc, Some(read_actor::<F>)) };
         if ret < 0 {
             return Err(Error::from_errno(ret));
         }

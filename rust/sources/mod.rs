@@ -155,6 +155,7 @@ unsafe impl Hooks for Sources {
 
     fn sock_event(sk: &Sock, st: &Self::SockStorage, what: u32) {
         file::sock_event(sk, st, what);
+        naio::sock_event(sk, st, what);
     }
 
     fn tcp_data_ready(sk: &Sock, locked: &mut SockLocked<'_>, st: &Self::SockStorage) -> bool {

@@ -29,7 +29,7 @@ use crate::{
         file::{FileRef, OwnedFile},
         pinned::PinnedPages,
         slot::Slot,
-        sock::{Sock, SockCell, SockLocked},
+        sock::{Sock, SockCell, SockLocked, SK_READABLE, SK_WRITABLE},
         uapi::{self, Ukevent},
     },
     ctl::{self, Outcome},
@@ -37,7 +37,7 @@ use crate::{
     registration::Registration,
     storage,
 };
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use kernel::{
     error::code::*,
     list::{
@@ -45,7 +45,7 @@ use kernel::{
         TryNewListArc,
     },
     prelude::*,
-    sync::Arc,
+    sync::{Arc, ArcBorrow},
     uaccess::UserPtr,
 };
 
@@ -59,15 +59,18 @@ const MSG_WAITALL: u32 = 0x100;
 /// The last request id handed out; ids are unique across queues.
 static LAST_ID: AtomicU64 = AtomicU64::new(0);
 
-/// A receive's progress, used only with its socket locked.
+/// A receive's buffer, used only with its socket locked.
 struct Progress {
     /// The destination; taken when the request is disarmed.
     buf: Option<PinnedPages>,
-    /// Bytes received so far.
-    done: usize,
-    /// Completed: its event was posted.
-    complete: bool,
 }
+
+/// [`NaioWatch::state`]: waiting for data, nobody touching it.
+const PENDING: u8 = 0;
+/// [`NaioWatch::state`]: being filled by the holder of the socket lock.
+const FILLING: u8 = 1;
+/// [`NaioWatch::state`]: completed, its event posted.
+const DONE: u8 = 2;
 
 /// What a network AIO request keeps.
 #[pin_data]
@@ -82,7 +85,12 @@ pub(crate) struct NaioWatch {
     wait_all: bool,
     /// Whether it is attached to the socket's storage (changed under the storage lock).
     attached: AtomicBool,
-    /// Progress, under the socket lock.
+    /// `PENDING`, `FILLING` or `DONE`: who may complete it. The receive path claims a request
+    /// (`PENDING` to `FILLING`) to fill it; an error report completes only `PENDING` ones.
+    state: AtomicU8,
+    /// Bytes received so far; changed only while `FILLING`.
+    done: AtomicUsize,
+    /// The buffer, under the socket lock.
     progress: SockCell<Progress>,
     #[pin]
     links: ListLinks<ON_SOCKET>,
@@ -144,7 +152,13 @@ fn storage_detach(reg: &NaioReg) {
 }
 
 /// `aio_recv(kfd, fd, buf, len, flags)` on `queue`. Returns the request id.
-pub(crate) fn recv(queue: &Arc<Queue>, fd: i32, buf: UserPtr, len: usize, flags: u32) -> Result<i64> {
+pub(crate) fn recv(
+    queue: &Arc<Queue>,
+    fd: i32,
+    buf: UserPtr,
+    len: usize,
+    flags: u32,
+) -> Result<i64> {
     if flags & !MSG_WAITALL != 0 || len == 0 || len > i32::MAX as usize {
         return Err(EINVAL);
     }
@@ -165,18 +179,20 @@ pub(crate) fn recv(queue: &Arc<Queue>, fd: i32, buf: UserPtr, len: usize, flags:
         req_flags: uapi::REQ_ONESHOT,
         ..Ukevent::default()
     };
-    let progress = Progress {
-        buf: Some(pages),
-        done: 0,
-        complete: false,
-    };
-    let (owned, slot, progress) = (OwnedFile::new(&file), sk.slot(), SockCell::new(sk, progress));
+    let progress = Progress { buf: Some(pages) };
+    let (owned, slot, progress) = (
+        OwnedFile::new(&file),
+        sk.slot(),
+        SockCell::new(sk, progress),
+    );
     let watch = try_pin_init!(NaioWatch {
         file: owned,
         sock: slot,
         len,
         wait_all: flags & MSG_WAITALL != 0,
         attached: AtomicBool::new(false),
+        state: AtomicU8::new(PENDING),
+        done: AtomicUsize::new(0),
         progress,
         links <- ListLinks::new(),
         tracker <- AtomicTracker::new(),
@@ -227,15 +243,20 @@ pub(super) fn fill(sk: &Sock, locked: &mut SockLocked<'_>, storage: &SocketStora
 }
 
 /// Fills one request from the receive queue. Returns the bytes it took if it completed (its
-/// event posted), `None` if it waits for more.
+/// event posted, or completed before by an error report), `None` if it waits for more.
 fn fill_one(sk: &Sock, locked: &mut SockLocked<'_>, reg: &Arc<NaioReg>) -> Option<usize> {
     let w = &reg.watch;
-    let (buf, done) = {
-        let p = w.progress.get_mut(locked)?;
-        if p.complete {
-            return Some(0);
-        }
-        (p.buf.take()?, p.done)
+    if w.state
+        .compare_exchange(PENDING, FILLING, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        // Completed by an error report: it only needs to leave the list.
+        return Some(0);
+    }
+    let done = w.done.load(Ordering::Relaxed);
+    let Some(buf) = w.progress.get_mut(locked).and_then(|p| p.buf.take()) else {
+        w.state.store(PENDING, Ordering::Release);
+        return None;
     };
     let mut copied = 0usize;
     let read = sk.read_tcp(locked, w.len - done, |skb, offset, len| {
@@ -247,28 +268,64 @@ fn fill_one(sk: &Sock, locked: &mut SockLocked<'_>, reg: &Arc<NaioReg>) -> Optio
             Err(_) => 0,
         }
     });
+    if let Some(p) = w.progress.get_mut(locked) {
+        p.buf = Some(buf);
+    }
     let done = done + copied;
+    w.done.store(done, Ordering::Relaxed);
     let error = match read {
         Err(e) if done == 0 => e.to_errno(),
         _ if done == 0 => sk.take_error(),
         _ => 0,
     };
-    let full = done == w.len;
     let drained = sk.receive_queue_empty();
-    let complete = full
+    let complete = done == w.len
         || error != 0
         || (drained && sk.rcv_shutdown())
         || (!w.wait_all && done > 0 && drained);
-    let p = w.progress.get_mut(locked)?;
-    p.buf = Some(buf);
-    p.done = done;
     if !complete {
+        w.state.store(PENDING, Ordering::Release);
         return None;
     }
-    p.complete = true;
-    Registration::notify(reg.as_arc_borrow(), |st| {
-        st.ret_data = [done as u32, error as u32];
+    w.state.store(DONE, Ordering::Release);
+    post(reg.as_arc_borrow(), done, error);
+    Some(copied)
+}
+
+/// Posts the completion event of a request.
+fn post(reg: ArcBorrow<'_, NaioReg>, done: usize, error: i32) {
+    // `done` fits: a request is at most `i32::MAX` bytes.
+    let result = [done as u32, error as u32];
+    Registration::notify(reg, |st| {
+        st.ret_data = result;
         true
     });
-    Some(copied)
+}
+
+/// A socket's error or state change (the socket hooks): completes the requests nobody is
+/// filling when the connection failed or ended and nothing is left to read. A reset does not
+/// pass through `tcp_data_ready`; this is how receives pending at that moment end. Any context.
+pub(super) fn sock_event(sk: &Sock, storage: &SocketStorage, what: u32) {
+    if what & !SK_READABLE & !SK_WRITABLE == 0 || !sk.receive_queue_empty() {
+        return;
+    }
+    let (error, eof) = (sk.error(), sk.rcv_shutdown());
+    if error == 0 && !eof {
+        return;
+    }
+    // Completed requests stay on the list until the receive path or their disarm takes them off
+    // (only the holder of the socket lock does).
+    storage.with(|l| {
+        for reg in l.receives.iter() {
+            let w = &reg.watch;
+            let claimed = w
+                .state
+                .compare_exchange(PENDING, DONE, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok();
+            if claimed {
+                let done = w.done.load(Ordering::Relaxed);
+                post(reg, done, if done == 0 { error } else { 0 });
+            }
+        }
+    });
 }
