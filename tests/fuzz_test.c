@@ -22,6 +22,11 @@
  * registrations), KEVENT_FUZZ_NOALARM=1 (no SIGALRM every 20 ms, and no
  * blocking waits). With one thread a seed replays the same sequence of calls.
  *
+ * aio_recv also gets connected TCP sockets (a feeder thread keeps sending random
+ * bytes to them), and buffers in a region of its own (the kernel writes into
+ * them later, from the receive path); at the end every page pinned by a
+ * request must have been unpinned (/proc/vmstat nr_foll_pin_*).
+ *
  * All shared queues are non-blocking, so the SIGALRM itimer cannot interrupt
  * their waits. To reach the EINTR paths, each thread also owns two blocking
  * queues (one with a ring) that nothing ever makes ready, and now and then
@@ -29,6 +34,9 @@
  * blocks so that it lands on a worker, interrupts the wait (EINTR) or the wait
  * times out (0).
  */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -39,6 +47,7 @@
 #include "kevent_test.h"
 
 #define NQUEUES 6
+#define NSOCKS 4		/* connected TCP sockets for aio_recv */
 #define NTHREADS 3
 #define NOPS 10
 #define MAX_ERRNO 134		/* larger errnos are counted here */
@@ -199,6 +208,8 @@ struct worker {
 
 static _Thread_local int last_op = -1;
 static _Thread_local char *buf;		/* 4 pages: rw, rw, read-only, PROT_NONE */
+static _Thread_local char *rbuf;	/* the same, for aio_recv buffers only */
+static int socks[NSOCKS], peers[NSOCKS];	/* receiving ends, sending ends */
 static _Thread_local struct worker *me;
 
 static const char *const class_names[] = {
@@ -506,6 +517,17 @@ static void one_call(uint64_t *s)
 		size_t len = rnd(s);
 		unsigned int flags = rnd(s);
 
+		if (which == 6 && rnd(s) % 2) {
+			/* A real socket, a plausible length, flags 0 or MSG_WAITALL mostly. */
+			char *const ptrs[] = { rbuf, rbuf + 1, rbuf + 8192 - 64, rbuf + 12288 - 16,
+					       NULL, unmapped };
+
+			sock = socks[rnd(s) % NSOCKS];
+			len = rnd(s) % 4 ? 1 + rnd(s) % 8192 : rnd(s);
+			flags = rnd(s) % 4 ? (rnd(s) % 2 ? MSG_WAITALL : 0) : flags;
+			p = ptrs[rnd(s) % 6];
+		}
+
 		a[0] = fd;
 		a[1] = sock;
 		a[2] = (unsigned long)p;
@@ -590,14 +612,85 @@ static void *work(void *arg)
 	}
 	mprotect(buf + 8192, 4096, PROT_READ);
 	mprotect(buf + 12288, 4096, PROT_NONE);
+	rbuf = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (rbuf == MAP_FAILED) {
+		fprintf(stderr, "# fuzz: thread %d: no receive buffer\n", w->idx);
+		atomic_fetch_add(&violations, 1);
+		return NULL;
+	}
+	mprotect(rbuf + 8192, 4096, PROT_READ);
+	mprotect(rbuf + 12288, 4096, PROT_NONE);
 	for (w->i = 0; w->i < w->n && !atomic_load(&stop); w->i++)
 		one_call(&w->s);
 	munmap(buf, 4 * 4096);
+	/* Requests still pending keep their pages pinned: the region stays mapped. */
 	if (w->blockq >= 0)
 		close(w->blockq);
 	if (w->blockring >= 0)
 		close(w->blockring);
 	return NULL;
+}
+
+/* Keeps sending random bytes to the sockets aio_recv is given. */
+static void *feed(void *arg)
+{
+	uint64_t s = (uintptr_t)arg | 1;
+	char data[4096];
+
+	while (!atomic_load(&stop)) {
+		for (int i = 0; i < NSOCKS; i++) {
+			for (size_t j = 0; j < sizeof(data); j++)
+				data[j] = (char)rnd(&s);
+			if (send(peers[i], data, 1 + rnd(&s) % sizeof(data), MSG_DONTWAIT) < 0 &&
+			    errno != EAGAIN)
+				return NULL;
+		}
+		usleep(500);
+	}
+	return NULL;
+}
+
+/* A connected TCP pair over IPv4 loopback: *rx receives, *tx sends. */
+static int tcp_pair4(int *rx, int *tx)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (l < 0 || bind(l, (void *)&sa, len) || listen(l, 4) ||
+	    getsockname(l, (void *)&sa, &len))
+		return -1;
+	*tx = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*tx < 0 || connect(*tx, (void *)&sa, len))
+		return -1;
+	*rx = accept(l, NULL, NULL);
+	close(l);
+	return *rx < 0 ? -1 : 0;
+}
+
+/* Pages pinned and not yet unpinned, system-wide. */
+static long pins_held(void)
+{
+	long acquired = -1, released = -1, v;
+	char name[64];
+	FILE *f;
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+
+	if (fd >= 0) {
+		(void)!write(fd, "1", 1);
+		close(fd);
+	}
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", name, &v) == 2) {
+		if (!strcmp(name, "nr_foll_pin_acquired"))
+			acquired = v;
+		else if (!strcmp(name, "nr_foll_pin_released"))
+			released = v;
+	}
+	fclose(f);
+	return acquired < 0 || released < 0 ? -1 : acquired - released;
 }
 
 static void on_segv(int sig, siginfo_t *si, void *ctx)
@@ -654,7 +747,8 @@ TEST_F_TIMEOUT(fuzz, random_calls, 1200)
 	struct worker w[NTHREADS];
 	pthread_t t[NTHREADS];
 	int nthreads = getenv("KEVENT_FUZZ_THREADS") ? atoi(getenv("KEVENT_FUZZ_THREADS")) : NTHREADS;
-	long total = 0;
+	long total = 0, pins_before = pins_held();
+	pthread_t feeder;
 	sigset_t alrm;
 
 	if (!seed)
@@ -676,6 +770,9 @@ TEST_F_TIMEOUT(fuzz, random_calls, 1200)
 	unmapped = (char *)0x10000;
 	for (int i = 0; i < NQUEUES; i++)
 		atomic_store(&queues[i], kevent_init(i % 2 ? 16 : 0, O_NONBLOCK));
+	for (int i = 0; i < NSOCKS; i++)
+		ASSERT_EQ(0, tcp_pair4(&socks[i], &peers[i]));
+	ASSERT_EQ(0, pthread_create(&feeder, NULL, feed, (void *)(uintptr_t)seed));
 	sigaction(SIGALRM, &sa, NULL);
 	sa.sa_sigaction = on_segv;
 	sa.sa_flags = SA_SIGINFO;
@@ -694,6 +791,8 @@ TEST_F_TIMEOUT(fuzz, random_calls, 1200)
 	}
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(t[i], NULL);
+	atomic_store(&stop, 1);
+	pthread_join(feeder, NULL);
 	setitimer(ITIMER_REAL, &(struct itimerval){ 0 }, NULL);
 	pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
 	for (int i = 0; i < NOPS; i++) {
@@ -707,6 +806,14 @@ TEST_F_TIMEOUT(fuzz, random_calls, 1200)
 	print_table(_metadata);
 	for (int i = 0; i < NQUEUES; i++)
 		close(atomic_load(&queues[i]));
+	for (int i = 0; i < NSOCKS; i++) {
+		close(socks[i]);
+		close(peers[i]);
+	}
+	/* Closing the queues ended every pending aio_recv: nothing stays pinned. */
+	for (int i = 0; i < 50 && pins_held() != pins_before; i++)
+		usleep(20000);
+	EXPECT_EQ(pins_before, pins_held());
 	if (atomic_load(&violations) > MAX_REPORTS)
 		TH_LOG("%ld violations, the first %d printed", atomic_load(&violations),
 		       MAX_REPORTS);
