@@ -15,7 +15,7 @@ use crate::{
     },
     queue::{Queue, Registrations},
     registration::{Key, Registration, Report},
-    sources::{self, Source},
+    sources::{self, Cancel, Source},
 };
 use kernel::{
     error::code::*,
@@ -253,10 +253,27 @@ fn discard(queue: &Queue, reg: &Registration) {
 
 fn remove(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
     let key = Key::of(req);
-    let Some(reg) = regs.tree.remove(&key) else {
+    let Some(reg) = regs.tree.get(&key) else {
         return Outcome::Failed(ENOENT);
     };
     let was_live = !reg.state.access(&queue.ready.lock()).detached;
+    if was_live {
+        // A request is cancelled into its one completion rather than removed.
+        match reg.watch.cancel(reg) {
+            Cancel::Remove => {}
+            Cancel::Complete(report) => {
+                Registration::fire(reg.as_arc_borrow(), |st| {
+                    st.report(report);
+                    true
+                });
+                return Outcome::Quiet;
+            }
+            Cancel::Keep => return Outcome::Quiet,
+        }
+    }
+    let Some(reg) = regs.tree.remove(&key) else {
+        return Outcome::Failed(ENOENT);
+    };
     queue.retire(&reg);
     queue.user.uncharge(1);
     if was_live {

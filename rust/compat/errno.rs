@@ -35,3 +35,8 @@ pub(crate) fn eloop() -> Error {
 pub(crate) fn enotconn() -> Error {
     from_const(bindings::ENOTCONN)
 }
+
+/// The operation was cancelled.
+pub(crate) fn ecanceled() -> Error {
+    from_const(bindings::ECANCELED)
+}

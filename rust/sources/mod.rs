@@ -61,11 +61,28 @@ pub(crate) trait Source: Send + Sync + Sized + 'static {
         None
     }
 
+    /// `KEVENT_CTL_REMOVE` of a live registration. The default removes it; a source whose
+    /// registrations are requests (`KEVENT_NAIO`) completes them instead, so that every request
+    /// ends with exactly one event. Called with the queue's registrations locked.
+    fn cancel(_reg: &Registration<Self>) -> Cancel {
+        Cancel::Remove
+    }
+
     /// Checks a `KEVENT_CTL_MODIFY` of a registration whose state is `st` to `req`. Called with
     /// the ready lock held: must not sleep.
     fn modify(&self, _st: &State, _req: &Ukevent) -> Result {
         Ok(())
     }
+}
+
+/// What `KEVENT_CTL_REMOVE` does to a registration ([`Source::cancel`]).
+pub(crate) enum Cancel {
+    /// Remove it: no event follows.
+    Remove,
+    /// Keep it and post this result as its (last) event.
+    Complete(Report),
+    /// Keep it: its last event is already on its way.
+    Keep,
 }
 
 /// A [`Source`] seen through a type-erased [`Registration`].
@@ -78,6 +95,8 @@ pub(crate) unsafe trait Watch: Send + Sync {
     fn source_id(&self) -> TypeId;
     /// [`Source::disarm`] of `reg`, whose state is `self`.
     fn disarm(&self, reg: &Registration);
+    /// [`Source::cancel`] of `reg`, whose state is `self`.
+    fn cancel(&self, reg: &Registration) -> Cancel;
     /// [`Source::CONFIRMED`].
     fn confirmed(&self) -> bool;
     /// [`Source::confirm`].
@@ -96,6 +115,10 @@ unsafe impl<S: Source> Watch for S {
         if let Some(reg) = reg.downcast::<S>() {
             S::disarm(reg);
         }
+    }
+
+    fn cancel(&self, reg: &Registration) -> Cancel {
+        reg.downcast::<S>().map_or(Cancel::Remove, S::cancel)
     }
 
     fn confirmed(&self) -> bool {

@@ -21,7 +21,7 @@
 
 use super::{
     socket::{SocketStorage, ON_SOCKET},
-    Source,
+    Cancel, Source,
 };
 use crate::{
     compat::{
@@ -122,7 +122,35 @@ impl Source for NaioWatch {
         Err(EINVAL)
     }
 
-    /// Cancels the request if it is still pending, and unpins its buffer.
+    /// Completes a request that nobody is filling with what it has (`-ECANCELED` if nothing);
+    /// one already completed keeps its event. Either way it leaves the socket now, and its
+    /// buffer is unpinned when that event has been delivered.
+    fn cancel(reg: &NaioReg) -> Cancel {
+        let w = &reg.watch;
+        let Ok(sk) = w.sk() else {
+            return Cancel::Remove;
+        };
+        // The receive path fills requests under the socket lock: with it held, none is being
+        // filled.
+        let _guard = sk.lock();
+        let claimed = w
+            .state
+            .compare_exchange(PENDING, DONE, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        storage_detach(reg);
+        if !claimed {
+            return Cancel::Keep;
+        }
+        let done = w.done.load(Ordering::Relaxed);
+        let error = if done == 0 {
+            errno::ecanceled().to_errno()
+        } else {
+            0
+        };
+        Cancel::Complete((0, [done as u32, error as u32]))
+    }
+
+    /// Takes the request off its socket if it is still there, and unpins its buffer.
     fn disarm(reg: &NaioReg) {
         let w = &reg.watch;
         let Ok(sk) = w.sk() else {
