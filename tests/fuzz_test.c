@@ -668,31 +668,6 @@ static int tcp_pair4(int *rx, int *tx)
 	return *rx < 0 ? -1 : 0;
 }
 
-/* Pages pinned and not yet unpinned, system-wide. */
-static long pins_held(void)
-{
-	long acquired = -1, released = -1, v;
-	char name[64];
-	FILE *f;
-	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
-
-	if (fd >= 0) {
-		(void)!write(fd, "1", 1);
-		close(fd);
-	}
-	f = fopen("/proc/vmstat", "r");
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %ld", name, &v) == 2) {
-		if (!strcmp(name, "nr_foll_pin_acquired"))
-			acquired = v;
-		else if (!strcmp(name, "nr_foll_pin_released"))
-			released = v;
-	}
-	fclose(f);
-	return acquired < 0 || released < 0 ? -1 : acquired - released;
-}
-
 static void on_segv(int sig, siginfo_t *si, void *ctx)
 {
 	(void)ctx;
