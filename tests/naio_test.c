@@ -908,7 +908,8 @@ TEST_F_TIMEOUT(naio, cancel_race, 90)
 	TH_LOG("%ld rounds: %ld completed with the byte, %ld cancelled (byte left on the socket)",
 	       rounds, completed, cancelled);
 	EXPECT_EQ(0, harvest(self->q, 1, 4, out, QUIET_MS));
-	EXPECT_LE(10000, rounds);
+	/* About 20,000 rounds on the release kernel, 3,500 on the debug one, in 20 s. */
+	EXPECT_LE(1000, rounds);
 	/* Both outcomes happened: the race was really run (the emulated VM favours the REMOVE). */
 	EXPECT_LE(5, completed);
 	EXPECT_LE(5, cancelled);
