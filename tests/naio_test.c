@@ -25,7 +25,9 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
 #include "kevent_test.h"
@@ -914,6 +916,51 @@ TEST_F_TIMEOUT(naio, cancel_race, 90)
 	EXPECT_LE(5, completed);
 	EXPECT_LE(5, cancelled);
 	EXPECT_EQ(base, pins_back_to(base));
+}
+
+/*
+ * Pinned buffers are charged to RLIMIT_MEMLOCK like MSG_ZEROCOPY: a user without
+ * CAP_IPC_LOCK gets ENOBUFS beyond the limit, and the charge comes back when a
+ * request ends. (Root is not charged, so the check runs in a child that became
+ * "nobody".) A request of 16 KiB is charged 4 pages plus 2 (the worst case of
+ * mm_account_pinned_pages); the limit of 16 pages takes two of them, not three.
+ */
+TEST_F(naio, memlock_limit)
+{
+	struct rlimit lim = { 16 * 4096, 16 * 4096 };
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		static unsigned char buf[4][16384];
+		struct ukevent out[4];
+		long id[4];
+
+		if (setrlimit(RLIMIT_MEMLOCK, &lim) || setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(10);
+		for (int i = 0; i < 2; i++) {
+			id[i] = aio_recv(self->q, self->s[1], buf[i], sizeof(buf[i]), 0);
+			if (id[i] <= 0)
+				_exit(11 + i);
+		}
+		if (aio_recv(self->q, self->s[1], buf[2], sizeof(buf[2]), 0) != -1 ||
+		    errno != ENOBUFS)
+			_exit(13);
+		/* Ending one request gives its charge back. */
+		if (cancel_req(self->q, id[0]) || collect(self->q, out, 1, EVENT_MS) != 1 ||
+		    (int)out[0].ret_data[1] != -ECANCELED)
+			_exit(14);
+		id[2] = aio_recv(self->q, self->s[1], buf[2], sizeof(buf[2]), 0);
+		if (id[2] <= 0)
+			_exit(15);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("child step %d failed", WEXITSTATUS(status));
 }
 
 /* Cancelling the middle one of three: the others fill as if it never was. */
