@@ -3,21 +3,25 @@
 //! Network AIO (`KEVENT_NAIO`): `aio_recv` on TCP sockets.
 //!
 //! A request is a registration keyed by its request id, `ONESHOT`: its completion is its one
-//! event (`ret_data[0]` bytes received, `ret_data[1]` 0 or −errno), `KEVENT_CTL_REMOVE` of the id
-//! cancels it. It holds a reference to the socket's file, so closing the descriptor does not end
-//! it; closing the queue does.
+//! event (`ret_data[0]` bytes received, `ret_data[1]` 0 or −errno). `KEVENT_CTL_REMOVE` of the id
+//! cancels it into that completion (`-ECANCELED`, or the bytes it holds), so every request ends
+//! with exactly one event; a per-request state (`PENDING`, `FILLING`, `DONE`) decides who
+//! completes it. It holds a reference to the socket's file, so closing the descriptor does not
+//! end it; closing the queue does (without an event).
 //!
 //! `aio_recv` pins the destination pages and queues the request on the socket's storage
-//! ([`SocketStorage`], list `receives`, in submission order). Data already queued on the socket
-//! are taken at once; new data are copied in the receive path: the `tcp_data_ready` hook runs
-//! with the socket locked (in softirq, or while `release_sock` processes the backlog) and
-//! [`fill`] moves the data with `tcp_read_sock` straight into the pinned pages, without waking
-//! the process. A request completes like `recv`: with at least one byte once the receive queue is
-//! drained, or with the buffer full; with `MSG_WAITALL` only full; at end of stream with what it
-//! has (0 if nothing); on a pending socket error with the error if it has nothing. Everything that
-//! touches a request's buffer runs with the socket locked: submission and cancellation take
-//! `lock_sock`, the hook is called under it. The pages are unpinned (dirty) when the request is
-//! disarmed, in process context: after its event was delivered, or when it is cancelled.
+//! ([`SocketStorage`], list `receives`, in submission order). Data already queued on the socket are
+//! taken at once; new data are copied in the receive path: the `tcp_data_ready` hook runs with the
+//! socket locked (in softirq, or while `release_sock` processes the backlog) and [`fill`] moves the
+//! data with `tcp_read_sock` straight into the pinned pages, without waking the process. A request
+//! completes like `recv`: with at least one byte once the receive queue is drained, or with the
+//! buffer full; with `MSG_WAITALL` only full; at end of stream with what it has (0 if nothing); on
+//! a pending socket error with the error if it has nothing (a reset, which does not pass through
+//! `tcp_data_ready`, completes the idle ones from the socket's error report, [`sock_event`]).
+//! Everything that touches a request's buffer runs with the socket locked: submission and
+//! cancellation take `lock_sock`, the hook is called under it. The pages are unpinned (dirty) when
+//! the request is disarmed, in process context: after its event was delivered, or when it is
+//! cancelled.
 
 use super::{
     socket::{SocketStorage, ON_SOCKET},
