@@ -106,11 +106,14 @@ impl KeventModule {
         limits::USERS.set(limits::Users::new()?);
         storage::STORAGE.set(storage::StorageLock::new()?);
         nesting::NESTING.set(nesting::Nesting::new()?);
+        sources::send::WORKERS.start(kernel::c_str!("kevent_send"))?;
         Ok(())
     }
 
     /// Withdraws what [`Self::publish_globals`] published, once nothing can reach it.
     fn clear_globals() {
+        // Runs the send work still queued (for requests of queues closed meanwhile) first.
+        sources::send::WORKERS.stop();
         nesting::NESTING.clear();
         storage::STORAGE.clear();
         limits::USERS.clear();

@@ -12,7 +12,7 @@ use crate::{
     ctl,
     harvest::{self, Wait},
     queue::Queue,
-    sources::naio,
+    sources::{naio, send},
 };
 use kernel::{error::code::*, prelude::*, uaccess::UserPtr};
 
@@ -77,9 +77,9 @@ impl Syscalls for Kevent {
         harvest::commit(&queue, new_uidx, over)
     }
 
-    fn aio_send(kfd: i32, sock: i32, _buf: UserPtr, _len: usize, _flags: u32) -> Result<i64> {
-        check_aio_fds(kfd, sock)?;
-        Err(eopnotsupp())
+    fn aio_send(kfd: i32, sock: i32, buf: UserPtr, len: usize, flags: u32) -> Result<i64> {
+        let queue = Queue::from_fd(kfd)?;
+        send::send(&queue, sock, buf, len, flags)
     }
 
     fn aio_recv(kfd: i32, sock: i32, buf: UserPtr, len: usize, flags: u32) -> Result<i64> {

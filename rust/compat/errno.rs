@@ -40,3 +40,8 @@ pub(crate) fn enotconn() -> Error {
 pub(crate) fn ecanceled() -> Error {
     from_const(bindings::ECANCELED)
 }
+
+/// A datagram socket has no destination.
+pub(crate) fn edestaddrreq() -> Error {
+    from_const(bindings::EDESTADDRREQ)
+}

@@ -27,6 +27,8 @@ pub(crate) mod slot;
 pub(crate) mod sock;
 pub(crate) mod task;
 pub(crate) mod uapi;
+pub(crate) mod workqueue;
+pub(crate) mod zerocopy;
 
 use kernel::alloc::{
     flags::{__GFP_NOWARN, __GFP_RETRY_MAYFAIL, GFP_KERNEL_ACCOUNT},

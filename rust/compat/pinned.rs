@@ -29,6 +29,8 @@ pub(crate) struct PinnedPages {
     len: usize,
     writable: bool,
     account: bindings::ubuf_info_msgzc_mmpin,
+    /// For pages pinned to be sent: one segment per page, covering exactly the buffer.
+    segments: KVec<bindings::bio_vec>,
 }
 
 // SAFETY: Pinned pages may be used and released from any thread; the account holds a reference
@@ -43,6 +45,34 @@ impl PinnedPages {
     /// mapped, not writable, `PROT_NONE`), `ENOBUFS` beyond `RLIMIT_MEMLOCK`, `ENOMEM`.
     pub(crate) fn pin_for_write(addr: UserPtr, len: usize) -> Result<Self> {
         Self::pin(addr, len, true)
+    }
+
+    /// Pins the `len` bytes at user address `addr` for the kernel to read (send) from. Errors
+    /// as [`PinnedPages::pin_for_write`], except that read-only pages can be pinned.
+    pub(crate) fn pin_for_read(addr: UserPtr, len: usize) -> Result<Self> {
+        let mut pinned = Self::pin(addr, len, false)?;
+        let mut segments = KVec::with_capacity(pinned.pages.len(), user_gfp())?;
+        let (mut offset, mut left) = (pinned.first_offset, len);
+        for &page in pinned.pages.iter() {
+            let n = left.min(PAGE_SIZE - offset);
+            segments.push(
+                bindings::bio_vec {
+                    bv_page: page,
+                    bv_len: n as u32,
+                    bv_offset: offset as u32,
+                },
+                user_gfp(),
+            )?;
+            left -= n;
+            offset = 0;
+        }
+        pinned.segments = segments;
+        Ok(pinned)
+    }
+
+    /// The segments of a buffer pinned with [`PinnedPages::pin_for_read`], and its length.
+    pub(super) fn segments(&self) -> (&[bindings::bio_vec], usize) {
+        (&self.segments, self.len)
     }
 
     fn pin(addr: UserPtr, len: usize, writable: bool) -> Result<Self> {
@@ -79,6 +109,7 @@ impl PinnedPages {
             len,
             writable,
             account,
+            segments: KVec::new(),
         };
         if got != nr {
             return Err(EFAULT);

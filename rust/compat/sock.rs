@@ -9,9 +9,12 @@
 //! stale by the time they are used, which event reporting tolerates.
 
 use super::{
+    errno,
     file::File,
+    pinned::PinnedPages,
     poll::{EPOLLERR, EPOLLIN, EPOLLOUT, EPOLLRDHUP},
     slot::Slot,
+    zerocopy::{ZeroCopy, ZeroCopyOwner},
 };
 use core::{marker::PhantomData, ptr::read_volatile, sync::atomic::AtomicI32};
 use kernel::{bindings, error::code::*, prelude::*, types::Opaque};
@@ -20,6 +23,8 @@ use kernel::{bindings, error::code::*, prelude::*, types::Opaque};
 const TCP_LISTEN: u8 = 10;
 /// `sk_state` of a closed (or never connected) TCP socket.
 const TCP_CLOSE: u8 = 7;
+/// `sk_state` of a connected socket (TCP, or a datagram socket with a default destination).
+const TCP_ESTABLISHED: u8 = 1;
 /// `sk_shutdown` bit: no more data will be received.
 const RCV_SHUTDOWN: u8 = 1;
 /// What a socket hook reports (`KEVENT_SK_*`).
@@ -87,6 +92,29 @@ impl Sock {
     /// Whether this is a TCP stream socket (IPv4 or IPv6).
     pub(crate) fn is_tcp_stream(&self) -> bool {
         self.is_tcp()
+    }
+
+    /// Whether this is a UDP datagram socket (IPv4 or IPv6).
+    pub(crate) fn is_udp(&self) -> bool {
+        // SAFETY: The socket is valid; type and protocol are fixed at creation.
+        let (ty, proto) = unsafe { ((*self.as_ptr()).sk_type, (*self.as_ptr()).sk_protocol) };
+        u32::from(ty) == bindings::sock_type_SOCK_DGRAM as u32
+            && u32::from(proto) == bindings::IPPROTO_UDP as u32
+    }
+
+    /// Checks that the socket can be given data to send: `ENOTCONN` for a TCP socket that
+    /// listens or was never connected, `EDESTADDRREQ` for a datagram socket without a default
+    /// destination. Other failures (reset, shut down) are the send's own result.
+    pub(crate) fn check_can_send(&self) -> Result {
+        let state = self.state();
+        if self.is_tcp() {
+            if state == TCP_LISTEN || (state == TCP_CLOSE && self.error() == 0) {
+                return Err(errno::enotconn());
+            }
+        } else if state != TCP_ESTABLISHED {
+            return Err(errno::edestaddrreq());
+        }
+        Ok(())
     }
 
     /// Whether the socket cannot receive: it listens, or it is closed with nothing left to read
@@ -217,6 +245,87 @@ impl Sock {
         }
         mask
     }
+}
+
+/// Where a send takes its bytes from.
+pub(crate) enum SendFrom<'a, T: ZeroCopyOwner> {
+    /// Kernel memory: the stack copies it.
+    Kernel(&'a [u8]),
+    /// Pinned user pages: attached to skbs without copying (`MSG_ZEROCOPY`), the notifier
+    /// learning when the stack no longer uses them.
+    Pages(&'a PinnedPages, &'a ZeroCopy<T>),
+}
+
+/// Sends the bytes of `from` after the first `offset` on the socket behind `file`, without
+/// blocking (`MSG_DONTWAIT`) and without raising `SIGPIPE` (`MSG_NOSIGNAL`). Returns how many the
+/// socket took (at least one); `EAGAIN` when its send buffer is full (the socket then reports
+/// write space), or the send's error. Process context; takes and releases the socket lock.
+pub(crate) fn send_nowait<T: ZeroCopyOwner>(
+    file: &File,
+    from: SendFrom<'_, T>,
+    offset: usize,
+) -> Result<usize> {
+    // SAFETY: `file` is valid; `sock_from_file` checks its type.
+    let socket = unsafe { bindings::sock_from_file(file.as_ptr()) };
+    if socket.is_null() {
+        return Err(errno::enotsock());
+    }
+    // SAFETY: All-zero is an empty message (no address, no control data, no notifier).
+    let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+    let mut flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+    let segment;
+    match from {
+        SendFrom::Kernel(buf) => {
+            let rest = buf.get(offset..).ok_or(EINVAL)?;
+            segment = bindings::kvec {
+                iov_base: rest.as_ptr() as *mut core::ffi::c_void,
+                iov_len: rest.len(),
+            };
+            // SAFETY: `segment` describes `rest`, which outlives the send below; the iterator
+            // is only read from (`ITER_SOURCE`).
+            unsafe {
+                bindings::iov_iter_kvec(
+                    &mut msg.msg_iter,
+                    bindings::ITER_SOURCE,
+                    &segment,
+                    1,
+                    rest.len(),
+                )
+            };
+        }
+        SendFrom::Pages(pages, zc) => {
+            let (segments, len) = pages.segments();
+            if offset >= len {
+                return Err(EINVAL);
+            }
+            // SAFETY: `segments` cover `len` bytes of pinned pages, which outlive the send; the
+            // stack takes its own page references for what it keeps.
+            unsafe {
+                bindings::iov_iter_bvec(
+                    &mut msg.msg_iter,
+                    bindings::ITER_SOURCE,
+                    segments.as_ptr(),
+                    segments.len() as _,
+                    len,
+                );
+                bindings::iov_iter_advance(&mut msg.msg_iter, offset);
+            }
+            msg.msg_ubuf = zc.as_ubuf();
+            flags |= bindings::MSG_ZEROCOPY;
+        }
+    }
+    msg.msg_flags = flags;
+    // SAFETY: `socket` belongs to `file`, which the caller keeps open; `msg` is a complete
+    // message whose iterator and notifier outlive the call (the stack takes references to the
+    // notifier for the skbs that keep the pages).
+    let ret = unsafe { bindings::sock_sendmsg(socket, &mut msg) };
+    if ret < 0 {
+        return Err(Error::from_errno(ret));
+    }
+    if ret == 0 {
+        return Err(EAGAIN);
+    }
+    Ok(ret as usize)
 }
 
 /// `tcp_read_sock()`'s actor: forwards a piece of an skb to the Rust actor in `desc`.

@@ -64,6 +64,8 @@ pub(crate) const REQ_MASK: u32 = bindings::KEVENT_REQ_MASK;
 pub(crate) const RET_BROKEN: u32 = bindings::KEVENT_RET_BROKEN;
 /// The entry is complete (failed, or ready at ADD).
 pub(crate) const RET_DONE: u32 = bindings::KEVENT_RET_DONE;
+/// Network AIO: the data were copied rather than sent from the user's pages.
+pub(crate) const RET_COPIED: u32 = bindings::KEVENT_RET_COPIED;
 
 /// `kevent_ctl()` commands.
 pub(crate) const CTL_ADD: u32 = bindings::KEVENT_CTL_ADD;

@@ -13,6 +13,7 @@
 mod file;
 pub(crate) mod naio;
 mod posix_timer;
+pub(crate) mod send;
 mod signal;
 mod socket;
 mod timer;
@@ -179,6 +180,7 @@ unsafe impl Hooks for Sources {
     fn sock_event(sk: &Sock, st: &Self::SockStorage, what: u32) {
         file::sock_event(sk, st, what);
         naio::sock_event(sk, st, what);
+        send::sock_event(st, what);
     }
 
     fn tcp_data_ready(sk: &Sock, locked: &mut SockLocked<'_>, st: &Self::SockStorage) -> bool {

@@ -63,6 +63,11 @@ const MSG_WAITALL: u32 = 0x100;
 /// The last request id handed out; ids are unique across queues.
 static LAST_ID: AtomicU64 = AtomicU64::new(0);
 
+/// A new request id.
+pub(super) fn next_id() -> u64 {
+    LAST_ID.fetch_add(1, Ordering::Relaxed) + 1
+}
+
 /// A receive's buffer, used only with its socket locked.
 struct Progress {
     /// The destination; taken when the request is disarmed.
@@ -203,7 +208,7 @@ pub(crate) fn recv(
         return Err(errno::enotconn());
     }
     let pages = PinnedPages::pin_for_write(buf, len)?;
-    let id = LAST_ID.fetch_add(1, Ordering::Relaxed) + 1;
+    let id = next_id();
     let req = Ukevent {
         id,
         type_: uapi::TYPE_NAIO,

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What a socket's kevent slot holds, shared by the two sources that use it: the `KEVENT_SOCKET`
+//! What a socket's kevent slot holds, shared by the sources that use it: the `KEVENT_SOCKET`
 //! registrations its readiness hooks notify (`file.rs`) and the network AIO requests pending on
-//! it (`naio.rs`).
+//! it (receives, `naio.rs`; sends, `send.rs`).
 
-use super::{file::FileReg, naio::NaioReg};
+use super::{file::FileReg, naio::NaioReg, send::SendReg};
 use crate::storage::{Lists, Watchers};
 use kernel::list::List;
 
@@ -17,6 +17,8 @@ pub(crate) struct SocketLists {
     pub(crate) readiness: List<FileReg, ON_SOCKET>,
     /// Pending receive requests, in submission order.
     pub(crate) receives: List<NaioReg, ON_SOCKET>,
+    /// Pending send requests, in submission order.
+    pub(crate) sends: List<SendReg, ON_SOCKET>,
 }
 
 impl Lists for SocketLists {
@@ -24,11 +26,12 @@ impl Lists for SocketLists {
         Self {
             readiness: List::new(),
             receives: List::new(),
+            sends: List::new(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.readiness.is_empty() && self.receives.is_empty()
+        self.readiness.is_empty() && self.receives.is_empty() && self.sends.is_empty()
     }
 }
 

@@ -58,6 +58,7 @@
 #define KEVENT_RET_BROKEN	0x1
 #define KEVENT_RET_DONE		0x2
 #define KEVENT_RET_COPY_FAILED	0x4
+#define KEVENT_RET_COPIED	0x8	/* network AIO: the data were copied */
 
 /* kevent_ctl() commands. */
 #define KEVENT_CTL_ADD		0

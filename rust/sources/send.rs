@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Network AIO sends (`KEVENT_NAIO`, `aio_send`) on TCP and UDP sockets.
+//!
+//! A send is a request like a receive (see `naio.rs`): a registration keyed by its request id,
+//! `ONESHOT`, whose one event is its completion (`ret_data[0]` bytes sent, `ret_data[1]` 0 or
+//! −errno; `KEVENT_RET_COPIED` in `ret_flags` when the data were copied rather than sent from the
+//! user's pages).
+//!
+//! Sends of at most [`COPY_MAX`] bytes are copied at submission, need no pinning, and complete
+//! as soon as the socket has taken all of their bytes. Larger ones pin the user's pages
+//! (read-only, charged to `RLIMIT_MEMLOCK`) and hand them to the stack without copying
+//! (`MSG_ZEROCOPY` with the request's own `ubuf_info`, [`ZeroCopy`]); they complete when the
+//! socket has taken every byte and the stack has released the last skb that referenced the
+//! pages, so the buffer may be reused as soon as the event arrives. Local delivery (loopback,
+//! veth) copies the pages of the skbs it receives: such sends complete once the peer has
+//! acknowledged the data, flagged `KEVENT_RET_COPIED`.
+//!
+//! Requests on one socket are sent in submission order: they wait on the socket's storage
+//! ([`SocketStorage`], list `sends`) and only the first is ever being sent. Whoever finds the
+//! first one `PENDING` claims it (`SENDING`) and sends without blocking: the submitting system
+//! call at once, or a worker of [`WORKERS`] queued by the socket's write-space (or error) hook
+//! after the send buffer was full. The claim and the hook's "try again" mark (`kick`) are changed
+//! under the storage's lock, so write space reported while a send is in progress is never lost.
+//! `KEVENT_CTL_REMOVE` cancels a request that has sent nothing yet (`-ECANCELED`); one that has
+//! started completes normally (a stream cannot take back half a message).
+
+use super::{
+    naio,
+    socket::{SocketLists, SocketStorage, ON_SOCKET},
+    Cancel, Source,
+};
+use crate::{
+    compat::{
+        errno,
+        file::{FileRef, OwnedFile},
+        pinned::PinnedPages,
+        slot::Slot,
+        sock::{self, SendFrom, Sock, SK_READABLE},
+        uapi::{self, Ukevent},
+        workqueue::ModuleWorkqueue,
+        zerocopy::{ZeroCopy, ZeroCopyOwner},
+    },
+    ctl::{self, Outcome},
+    queue::{Queue, Registrations},
+    registration::{Registration, Report},
+    storage,
+};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use kernel::{
+    error::code::*,
+    list::{
+        impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, ListLinks,
+        TryNewListArc,
+    },
+    new_mutex, new_work,
+    prelude::*,
+    sync::{Arc, ArcBorrow, Mutex},
+    uaccess::{UserPtr, UserSlice},
+    workqueue::{HasWork, Work, WorkItem},
+};
+
+/// A send request.
+pub(crate) type SendReg = Registration<SendWatch>;
+
+/// Sends of at most this many bytes are copied at submission instead of pinned: below about a
+/// page, pinning and a completion notification cost more than the copy (io_uring's measured
+/// crossover for `SEND_ZC` is about 3 KB).
+pub(crate) const COPY_MAX: usize = 4096;
+
+/// The workers that continue sends once their socket has room again.
+pub(crate) static WORKERS: ModuleWorkqueue = ModuleWorkqueue::new();
+
+/// [`SendWatch::state`]: waiting to be sent (or continued); nobody is sending it.
+const PENDING: u8 = 0;
+/// [`SendWatch::state`]: being sent by the context that claimed it.
+const SENDING: u8 = 1;
+/// [`SendWatch::state`]: every byte taken by the socket, failed, or cancelled.
+const DONE: u8 = 2;
+
+/// Where a send's bytes are.
+enum Payload {
+    /// A small send, copied at submission.
+    Copied(KVec<u8>),
+    /// The user's pages, and the notifier of the skbs that hold them (made at the first send,
+    /// given up when the request has been sent).
+    Pinned {
+        pages: PinnedPages,
+        zc: Option<ZeroCopy<SendReg>>,
+    },
+}
+
+/// What a send request keeps.
+#[pin_data]
+pub(crate) struct SendWatch {
+    /// The socket's file, held while the request lives.
+    file: OwnedFile,
+    /// The socket's storage slot.
+    sock: Slot,
+    /// The length of the send.
+    len: usize,
+    /// Whether it is attached to the socket's storage (changed under the storage lock).
+    attached: AtomicBool,
+    /// `PENDING`, `SENDING` or `DONE`; changed under the lock of the socket's storage lists.
+    state: AtomicU8,
+    /// The socket reported write space (or an error) while it was `SENDING`: try again.
+    kick: AtomicBool,
+    /// Bytes the socket has taken; changed only while `SENDING`.
+    sent: AtomicUsize,
+    /// The send's error (a negative errno) or 0.
+    error: AtomicI32,
+    /// The bytes to send; `None` once disarmed.
+    #[pin]
+    payload: Mutex<Option<Payload>>,
+    #[pin]
+    work: Work<SendReg>,
+    #[pin]
+    links: ListLinks<ON_SOCKET>,
+    #[pin]
+    tracker: AtomicTracker<ON_SOCKET>,
+}
+
+impl_list_arc_safe! {
+    impl ListArcSafe<ON_SOCKET> for SendWatch { tracked_by tracker: AtomicTracker<ON_SOCKET>; }
+    impl ListArcSafe<ON_SOCKET> for SendReg { tracked_by watch: SendWatch; }
+}
+impl_has_list_links! {
+    impl HasListLinks<ON_SOCKET> for Registration<SendWatch> { self.watch.links }
+}
+impl_list_item! {
+    impl ListItem<ON_SOCKET> for SendReg { using ListLinks; }
+}
+
+// SAFETY: `OFFSET` is the offset of the `Work<SendReg>` field (`watch.work`) within `SendReg`.
+unsafe impl HasWork<SendReg> for SendReg {
+    const OFFSET: usize = core::mem::offset_of!(SendReg, watch.work);
+}
+
+impl WorkItem for SendReg {
+    type Pointer = Arc<SendReg>;
+
+    /// Continues the sends of the request's socket after write space (or an error) was
+    /// reported.
+    fn run(this: Arc<SendReg>) {
+        push(&this.watch.sock);
+    }
+}
+
+impl ZeroCopyOwner for SendReg {
+    fn released(this: Arc<Self>, copied: bool) {
+        report(this.as_arc_borrow(), copied);
+    }
+}
+
+impl Source for SendWatch {
+    fn add(_queue: &Arc<Queue>, _regs: &mut Registrations, _req: &Ukevent) -> Result<Outcome> {
+        // Created by `aio_send` only.
+        Err(EINVAL)
+    }
+
+    /// Cancels a request that has sent nothing (its event then says `-ECANCELED`); one that
+    /// has started, or has finished, keeps its own completion.
+    fn cancel(reg: &SendReg) -> Cancel {
+        let w = &reg.watch;
+        let cancelled = SocketStorage::with_current(&w.sock, |storage| {
+            storage.with(|_| {
+                let idle = w.state.load(Ordering::Relaxed) == PENDING
+                    && w.sent.load(Ordering::Relaxed) == 0;
+                if idle {
+                    w.state.store(DONE, Ordering::Relaxed);
+                }
+                idle
+            })
+        });
+        if cancelled != Some(true) {
+            return Cancel::Keep;
+        }
+        w.error
+            .store(errno::ecanceled().to_errno(), Ordering::Relaxed);
+        storage_detach(reg);
+        match finish(reg) {
+            Some(copied) => Cancel::Complete(completion(w, copied)),
+            None => Cancel::Keep,
+        }
+    }
+
+    /// Takes the request off its socket and drops its bytes: the pages are unpinned (the skbs
+    /// that still carry them hold page references of their own) and the request's reference to
+    /// its notifier is given up.
+    fn disarm(reg: &SendReg) {
+        storage_detach(reg);
+        // Waits for a send in progress.
+        let payload = reg.watch.payload.lock().take();
+        if let Some(Payload::Pinned { pages, zc }) = payload {
+            drop(zc);
+            pages.release();
+        }
+    }
+}
+
+/// Takes `reg` off its socket's list and storage. Idempotent.
+fn storage_detach(reg: &SendReg) {
+    // Only fails when the module is going away, when nothing is attached any more.
+    let _ = storage::with_lock(|locked| {
+        if reg.watch.attached.swap(false, Ordering::Relaxed) {
+            SocketStorage::detach(locked, &reg.watch.sock, reg, |l| &mut l.sends);
+        }
+    });
+}
+
+/// `aio_send(kfd, fd, buf, len, flags)` on `queue`. Returns the request id.
+pub(crate) fn send(
+    queue: &Arc<Queue>,
+    fd: i32,
+    buf: UserPtr,
+    len: usize,
+    flags: u32,
+) -> Result<i64> {
+    if flags != 0 || len == 0 || len > i32::MAX as usize {
+        return Err(EINVAL);
+    }
+    let file = FileRef::fget(fd)?;
+    let sk = Sock::of_file(&file).ok_or_else(errno::enotsock)?;
+    if !sk.is_tcp_stream() && !sk.is_udp() {
+        return Err(errno::eopnotsupp());
+    }
+    sk.check_can_send()?;
+    let payload = if len <= COPY_MAX {
+        let mut bytes = KVec::new();
+        UserSlice::new(buf, len)
+            .reader()
+            .read_all(&mut bytes, crate::compat::user_gfp())?;
+        Payload::Copied(bytes)
+    } else {
+        Payload::Pinned {
+            pages: PinnedPages::pin_for_read(buf, len)?,
+            zc: None,
+        }
+    };
+    let id = naio::next_id();
+    let req = Ukevent {
+        id,
+        type_: uapi::TYPE_NAIO,
+        event: uapi::SOCKET_SEND,
+        req_flags: uapi::REQ_ONESHOT,
+        ..Ukevent::default()
+    };
+    let (owned, slot) = (OwnedFile::new(&file), sk.slot());
+    let watch = try_pin_init!(SendWatch {
+        file: owned,
+        sock: slot,
+        len,
+        attached: AtomicBool::new(false),
+        state: AtomicU8::new(PENDING),
+        kick: AtomicBool::new(false),
+        sent: AtomicUsize::new(0),
+        error: AtomicI32::new(0),
+        payload <- new_mutex!(Some(payload), "SendWatch::payload"),
+        work <- new_work!("SendWatch::work"),
+        links <- ListLinks::new(),
+        tracker <- AtomicTracker::new(),
+    }? Error);
+    {
+        let mut regs = queue.registrations.lock();
+        if regs.dead {
+            return Err(EBADF);
+        }
+        ctl::register::<SendWatch>(queue, &mut regs, &req, watch, |reg| {
+            storage::with_lock(|locked| {
+                SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.sends)?;
+                reg.watch.attached.store(true, Ordering::Relaxed);
+                Ok(None)
+            })?
+        })?;
+    }
+    // Send what the socket takes now; the rest continues from its write-space hook.
+    push(&sk.slot());
+    Ok(id as i64)
+}
+
+/// What one turn of sending did.
+enum Step {
+    /// The request is done: every byte taken, or failed.
+    Finished,
+    /// The socket's send buffer is full.
+    Blocked,
+}
+
+/// Sends the requests of a socket in order, as far as it takes them without blocking. Process
+/// context.
+fn push(slot: &Slot) {
+    loop {
+        let Some(reg) = SocketStorage::with_current(slot, |s| s.with(claim_first)).flatten() else {
+            return;
+        };
+        let step = send_some(&reg);
+        let again = SocketStorage::with_current(slot, |s| {
+            s.with(|l| match step {
+                Step::Finished => {
+                    reg.watch.state.store(DONE, Ordering::Relaxed);
+                    if let Some(head) = l.sends.cursor_front() {
+                        if head.current().is(&*reg) {
+                            drop(head.remove());
+                        }
+                    }
+                    true
+                }
+                Step::Blocked => {
+                    reg.watch.state.store(PENDING, Ordering::Relaxed);
+                    // Write space reported while it was being sent: the socket may have room.
+                    reg.watch.kick.swap(false, Ordering::Relaxed)
+                }
+            })
+        });
+        if let Step::Finished = step {
+            if let Some(copied) = finish(&reg) {
+                report(reg.as_arc_borrow(), copied);
+            }
+        }
+        if again != Some(true) {
+            return;
+        }
+    }
+}
+
+/// The first request of a socket, claimed for sending if nobody is sending it; finished
+/// (cancelled) requests found first leave the list.
+fn claim_first(l: &mut SocketLists) -> Option<Arc<SendReg>> {
+    loop {
+        let head = l.sends.iter().next()?;
+        let w = &head.watch;
+        match w.state.load(Ordering::Relaxed) {
+            PENDING => {
+                w.state.store(SENDING, Ordering::Relaxed);
+                w.kick.store(false, Ordering::Relaxed);
+                return Some(Arc::from(head));
+            }
+            SENDING => return None,
+            _ => drop(l.sends.pop_front()),
+        }
+    }
+}
+
+/// Sends what the socket takes of a claimed request.
+fn send_some(reg: &Arc<SendReg>) -> Step {
+    let w = &reg.watch;
+    let mut payload = w.payload.lock();
+    let Some(payload) = payload.as_mut() else {
+        // Disarmed: nothing left to do.
+        return Step::Finished;
+    };
+    let mut sent = w.sent.load(Ordering::Relaxed);
+    let result = loop {
+        let result = match payload {
+            Payload::Copied(bytes) => {
+                sock::send_nowait::<SendReg>(&w.file, SendFrom::Kernel(bytes), sent)
+            }
+            Payload::Pinned { pages, zc } => {
+                if zc.is_none() {
+                    match ZeroCopy::new(reg.clone(), &crate::THIS_MODULE) {
+                        Ok(new) => *zc = Some(new),
+                        Err(e) => break Err(e),
+                    }
+                }
+                let Some(zc) = zc.as_ref() else {
+                    break Err(EINVAL);
+                };
+                sock::send_nowait(&w.file, SendFrom::Pages(pages, zc), sent)
+            }
+        };
+        match result {
+            Ok(n) => {
+                sent += n;
+                w.sent.store(sent, Ordering::Relaxed);
+                if sent >= w.len {
+                    break Ok(());
+                }
+                // Partly taken: try once more, which either takes more or finds the buffer
+                // full (and makes the socket report write space later).
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    match result {
+        Ok(()) => Step::Finished,
+        Err(e) if e.to_errno() == EAGAIN.to_errno() => Step::Blocked,
+        Err(e) => {
+            w.error.store(e.to_errno(), Ordering::Relaxed);
+            Step::Finished
+        }
+    }
+}
+
+/// Ends a finished request. A pinned one gives up its notifier, which reports once the stack
+/// has released the pages (at once if it never had them). Returns whether the caller reports
+/// instead, and if so whether the data were copied: for a copied request, or a pinned one that
+/// never reached the stack.
+fn finish(reg: &SendReg) -> Option<bool> {
+    let mut payload = reg.watch.payload.lock();
+    match payload.as_mut() {
+        Some(Payload::Copied(_)) => Some(true),
+        Some(Payload::Pinned { zc, .. }) => {
+            let zc = zc.take();
+            drop(payload);
+            // Dropping the last reference reports from `released`.
+            zc.is_none().then_some(false)
+        }
+        // Disarmed: nobody waits for an event.
+        None => None,
+    }
+}
+
+/// The completion of a request: `ret_flags` and `ret_data`.
+fn completion(w: &SendWatch, copied: bool) -> Report {
+    let (sent, error) = (
+        w.sent.load(Ordering::Relaxed),
+        w.error.load(Ordering::Relaxed),
+    );
+    let flags = if copied && sent > 0 {
+        uapi::RET_COPIED
+    } else {
+        0
+    };
+    // `sent` fits: a request is at most `i32::MAX` bytes.
+    (flags, [sent as u32, error as u32])
+}
+
+/// Posts the completion of a request.
+fn report(reg: ArcBorrow<'_, SendReg>, copied: bool) {
+    let result = completion(&reg.watch, copied);
+    Registration::notify(reg, |st| {
+        st.report(result);
+        true
+    });
+}
+
+/// A socket's write space, error or state change (the socket hooks): the first request that is
+/// not finished is sent again, by a worker if nobody is sending it. Any context.
+pub(super) fn sock_event(storage: &SocketStorage, what: u32) {
+    if what == SK_READABLE {
+        return;
+    }
+    storage.with(|l| {
+        for reg in l.sends.iter() {
+            let w = &reg.watch;
+            match w.state.load(Ordering::Relaxed) {
+                DONE => continue,
+                SENDING => w.kick.store(true, Ordering::Relaxed),
+                _ => {
+                    WORKERS.enqueue(Arc::from(reg));
+                }
+            }
+            return;
+        }
+    });
+}
