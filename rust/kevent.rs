@@ -31,8 +31,9 @@
 //! The one description of the module's locking; `Documentation/semantics.md` repeats it.
 //!
 //! 1. `Queue::registrations` (mutex; process context only).
-//! 2. A socket's lock (`lock_sock`: network AIO submission and cancellation; the receive path
-//!    holds it around the `tcp_data_ready` hook).
+//! 2. A send request's `SendWatch::payload` mutex (process context; held while sending), then a
+//!    socket's lock (`lock_sock`: network AIO submission and cancellation, and inside
+//!    `sock_sendmsg`; the receive path holds it around the `tcp_data_ready` hook).
 //! 3. Either `nesting`'s graph mutex (nothing is taken under it) or `storage`'s `StorageLock`
 //!    mutex (attaching to and detaching from kernel objects).
 //! 4. An inode's `FileWatchers::files` mutex, or a socket's or process's `Watchers::lists`

@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Sending a stream, with and without copying.
+ *
+ * tcp-64KiB: one loopback TCP connection; the sender under test sends a
+ * known pattern in 64 KiB pieces, a receiver thread takes it with blocking
+ * recv() and checks every byte. Mechanisms:
+ *
+ *   kevent-aio_send-ring   4 aio_send() of 64 KiB in flight (zero-copy from
+ *                          pinned pages); completions read from the mmap'd
+ *                          ring (kevent_wait() only when it is empty), each
+ *                          completed piece resubmitted
+ *   epoll-ET               send() of 64 KiB until EAGAIN, then epoll_wait()
+ *                          for EPOLLOUT (edge triggered)
+ *   io_uring-send          4 IORING_OP_SEND of 64 KiB in flight (copying)
+ *   io_uring-send_zc       4 IORING_OP_SEND_ZC of 64 KiB in flight; a piece
+ *                          is resubmitted after its notification CQE
+ *   send                   blocking send() of 64 KiB (the baseline)
+ *
+ * Over loopback every zero-copy send is copied anyway (local delivery copies
+ * the pages) and completes only when the peer has acknowledged it, so this
+ * case shows what zero-copy costs when it cannot pay.
+ *
+ * udp-dummy-64000B: UDP datagrams of 64,000 bytes to an address routed to
+ * the dummy netdev dummy0 (MTU 65,535), which transmits by freeing the skb:
+ * the pages are never copied, as in io_uring's published SEND_ZC setup.
+ * Mechanisms: kevent-aio_send-ring (8 in flight), io_uring-send_zc (8 in
+ * flight), io_uring-send (8 in flight), send (blocking, copying). Nothing
+ * receives; the metric counts datagrams the socket accepted. Skipped with a
+ * message when dummy0 does not exist (kernel without CONFIG_DUMMY).
+ *
+ * Every mechanism sends the same bytes from the same buffer; the timed part
+ * is the whole transfer. Metric: MB_per_s.
+ *
+ *	sendstream [repeats] [MiB per round]
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <kevent_syscalls.h>
+
+#include "bench.h"
+
+#define CHUNK (64 * 1024)
+#define DGRAM 64000
+#define TCP_INFLIGHT 4
+#define UDP_INFLIGHT 8
+
+/* Byte i of a stream is pattern[i % PERIOD]; a chunk of it is contiguous here. */
+#define PERIOD 65521
+static unsigned char pattern[PERIOD + CHUNK];
+
+static void make_pattern(void)
+{
+	for (size_t i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (unsigned char)((i % PERIOD) * 131 + (i % PERIOD) / 251);
+}
+
+struct stream {
+	int tx, rx;
+	uint64_t total;
+	uint64_t got;	/* received and checked (TCP) */
+};
+
+static void *receiver(void *arg)
+{
+	struct stream *s = arg;
+	unsigned char *buf = malloc(CHUNK);
+
+	while (s->got < s->total) {
+		ssize_t n = recv(s->rx, buf, CHUNK, 0);
+
+		check(n > 0, "recv");
+		check(!memcmp(buf, pattern + s->got % PERIOD, n), "received bytes");
+		s->got += n;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void open_tcp(struct stream *s, uint64_t total)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (l < 0 || bind(l, (void *)&sa, len) || listen(l, 1) ||
+	    getsockname(l, (void *)&sa, &len))
+		die("listen");
+	s->tx = socket(AF_INET, SOCK_STREAM, 0);
+	if (s->tx < 0 || connect(s->tx, (void *)&sa, len))
+		die("connect");
+	s->rx = accept(l, NULL, NULL);
+	if (s->rx < 0)
+		die("accept");
+	close(l);
+	s->total = total;
+	s->got = 0;
+}
+
+/* The size of piece number @k of a stream of @total bytes cut into @piece-byte pieces. */
+static size_t piece_len(uint64_t total, uint64_t k, size_t piece)
+{
+	uint64_t off = k * piece;
+
+	return total - off < piece ? total - off : piece;
+}
+
+/* TCP pieces start at their stream offset in the pattern; datagrams all at 0. */
+static const unsigned char *piece_data(uint64_t k, size_t piece, int tcp)
+{
+	return tcp ? pattern + (k * piece) % PERIOD : pattern;
+}
+
+static void run_send(struct stream *s, size_t piece, int tcp)
+{
+	uint64_t n = (s->total + piece - 1) / piece;
+
+	for (uint64_t k = 0; k < n; k++) {
+		size_t len = piece_len(s->total, k, piece), off = 0;
+
+		while (off < len) {
+			ssize_t w = send(s->tx, piece_data(k, piece, tcp) + off, len - off, 0);
+
+			check(w > 0, "send");
+			off += w;
+		}
+	}
+}
+
+static void run_epoll(struct stream *s)
+{
+	struct epoll_event ev = { .events = EPOLLOUT | EPOLLET };
+	int ep = epoll_create1(0);
+	uint64_t off = 0;
+
+	if (fcntl(s->tx, F_SETFL, fcntl(s->tx, F_GETFL) | O_NONBLOCK))
+		die("O_NONBLOCK");
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, s->tx, &ev))
+		die("epoll");
+	while (off < s->total) {
+		size_t n = s->total - off < CHUNK ? s->total - off : CHUNK;
+		ssize_t w = send(s->tx, pattern + off % PERIOD, n, 0);
+
+		if (w > 0) {
+			off += w;
+			continue;
+		}
+		check(w < 0 && errno == EAGAIN, "send");
+		check(epoll_wait(ep, &ev, 1, -1) == 1, "epoll_wait");
+	}
+	close(ep);
+}
+
+/*
+ * kevent: @inflight aio_send() requests; on each completion the next piece is
+ * submitted. Completions of one socket arrive in submission order.
+ */
+static void run_kevent(struct stream *s, size_t piece, int inflight, int tcp)
+{
+	unsigned int size = 64, uidx = 0;
+	int q = kevent_init(size, 0);
+	size_t rlen = (KEVENT_RING_BYTES(size) + 4095) & ~4095ul;
+	struct kevent_ring *ring = mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, q, 0);
+	uint64_t n = (s->total + piece - 1) / piece, next = 0, done = 0;
+
+	if (q < 0 || ring == MAP_FAILED)
+		die("kevent ring");
+	for (; next < n && next < (uint64_t)inflight; next++)
+		check(aio_send(q, s->tx, piece_data(next, piece, tcp),
+			       piece_len(s->total, next, piece), 0) > 0, "aio_send");
+	while (done < n) {
+		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
+
+		if (kidx == uidx) {
+			check(kevent_wait(q, 0, uidx, NULL) >= 0, "kevent_wait");
+			continue;
+		}
+		for (; uidx != kidx; uidx++) {
+			const struct ukevent *e = &ring->event[uidx & (size - 1)];
+
+			check(e->type == KEVENT_NAIO && e->ret_data[1] == 0 &&
+			      e->ret_data[0] == piece_len(s->total, done, piece), "aio_send result");
+			done++;
+			if (next < n) {
+				check(aio_send(q, s->tx, piece_data(next, piece, tcp),
+					       piece_len(s->total, next, piece), 0) > 0, "aio_send");
+				next++;
+			}
+		}
+		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+	}
+	munmap(ring, rlen);
+	close(q);
+}
+
+/*
+ * io_uring: @inflight sends; with @zc, SEND_ZC, whose piece is resubmitted
+ * only after its notification (the buffer is free again then). A short TCP
+ * send is continued with the rest of its piece.
+ */
+static void run_uring(struct stream *s, size_t piece, int inflight, int tcp, int zc)
+{
+	struct io_uring ring;
+	uint64_t n = (s->total + piece - 1) / piece, next = 0, done = 0;
+	uint64_t *sent = calloc(n, sizeof(*sent));
+	int busy = 0;	/* requests whose result or notification is still to come */
+
+	if (io_uring_queue_init(64, &ring, 0) < 0)
+		die("io_uring_queue_init");
+	for (;;) {
+		while (busy < inflight && next < n) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+			if (zc)
+				io_uring_prep_send_zc(sqe, s->tx, piece_data(next, piece, tcp),
+						      piece_len(s->total, next, piece), 0, 0);
+			else
+				io_uring_prep_send(sqe, s->tx, piece_data(next, piece, tcp),
+						   piece_len(s->total, next, piece), 0);
+			sqe->user_data = next++;
+			busy++;
+		}
+		if (done == n && busy == 0)
+			break;
+		struct io_uring_cqe *cqe;
+
+		check(io_uring_submit_and_wait(&ring, 1) >= 0, "io_uring_submit_and_wait");
+		unsigned int head, seen = 0;
+
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			uint64_t k = cqe->user_data;
+
+			seen++;
+			if (cqe->flags & IORING_CQE_F_NOTIF) {
+				busy--;
+				continue;
+			}
+			/* A request ends here unless its notification is still to come. */
+			if (!zc || !(cqe->flags & IORING_CQE_F_MORE))
+				busy--;
+			check(cqe->res > 0, "io_uring send result");
+			sent[k] += cqe->res;
+			if (sent[k] == piece_len(s->total, k, piece)) {
+				done++;
+				continue;
+			}
+			/* Short send: the rest of the piece, as a new request. */
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			size_t left = piece_len(s->total, k, piece) - sent[k];
+			const unsigned char *p = piece_data(k, piece, tcp) + sent[k];
+
+			if (zc)
+				io_uring_prep_send_zc(sqe, s->tx, p, left, 0, 0);
+			else
+				io_uring_prep_send(sqe, s->tx, p, left, 0);
+			sqe->user_data = k;
+			busy++;
+		}
+		io_uring_cq_advance(&ring, seen);
+	}
+	io_uring_queue_exit(&ring);
+	free(sent);
+}
+
+/* Brings dummy0 up as 10.77.0.1/24 with MTU 65,535; false if there is no dummy0. */
+static int setup_dummy(void)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_in *sin = (void *)&ifr.ifr_addr;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), ok = 0;
+
+	strcpy(ifr.ifr_name, "dummy0");
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr))
+		goto out;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = inet_addr("10.77.0.1");
+	if (ioctl(fd, SIOCSIFADDR, &ifr))
+		die("SIOCSIFADDR dummy0");
+	sin->sin_addr.s_addr = inet_addr("255.255.255.0");
+	if (ioctl(fd, SIOCSIFNETMASK, &ifr))
+		die("SIOCSIFNETMASK dummy0");
+	ifr.ifr_mtu = 65535;
+	if (ioctl(fd, SIOCSIFMTU, &ifr))
+		die("SIOCSIFMTU dummy0");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr))
+		die("SIOCGIFFLAGS dummy0");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr))
+		die("SIOCSIFFLAGS dummy0");
+	ok = 1;
+out:
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void open_udp(struct stream *s, uint64_t total)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(9) };
+	int sndbuf = 4 << 20;
+
+	sa.sin_addr.s_addr = inet_addr("10.77.0.2");
+	s->tx = socket(AF_INET, SOCK_DGRAM, 0);
+	if (s->tx < 0 || connect(s->tx, (void *)&sa, sizeof(sa)))
+		die("udp connect");
+	setsockopt(s->tx, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	s->rx = -1;
+	s->total = total;
+	s->got = 0;
+}
+
+int main(int argc, char **argv)
+{
+	int repeats = argc > 1 ? atoi(argv[1]) : 5;
+	uint64_t mib = argc > 2 ? strtoull(argv[2], NULL, 0) : 64;
+	static const char *const tcp_names[] = { "kevent-aio_send-ring", "epoll-ET", "io_uring-send",
+						 "io_uring-send_zc", "send" };
+	static const char *const udp_names[] = { "kevent-aio_send-ring", "io_uring-send",
+						 "io_uring-send_zc", "send" };
+	int dummy = setup_dummy();
+
+	make_pattern();
+	printf("sendstream: %d repeats of %llu MiB per mechanism (TCP loopback; UDP to dummy0)\n",
+	       repeats, (unsigned long long)mib);
+	if (!dummy)
+		printf("sendstream: no dummy0 (kernel without CONFIG_DUMMY): UDP case skipped\n");
+	for (int rep = 0; rep < repeats; rep++) {
+		for (int m = 0; m < 5; m++) {
+			struct stream s;
+			pthread_t t;
+			uint64_t t0;
+
+			open_tcp(&s, mib << 20);
+			t0 = now_ns();
+			check(pthread_create(&t, NULL, receiver, &s) == 0, "receiver thread");
+			switch (m) {
+			case 0: run_kevent(&s, CHUNK, TCP_INFLIGHT, 1); break;
+			case 1: run_epoll(&s); break;
+			case 2: run_uring(&s, CHUNK, TCP_INFLIGHT, 1, 0); break;
+			case 3: run_uring(&s, CHUNK, TCP_INFLIGHT, 1, 1); break;
+			default: run_send(&s, CHUNK, 1); break;
+			}
+			pthread_join(t, NULL);
+			double secs = (now_ns() - t0) / 1e9;
+
+			check(s.got == s.total, "every byte received");
+			close(s.rx);
+			close(s.tx);
+			emit("sendstream", "tcp-64KiB", tcp_names[m], "MB_per_s", s.total / 1e6 / secs);
+		}
+		for (int m = 0; dummy && m < 4; m++) {
+			struct stream s;
+			uint64_t t0;
+
+			open_udp(&s, (mib << 20) / DGRAM * DGRAM);
+			t0 = now_ns();
+			switch (m) {
+			case 0: run_kevent(&s, DGRAM, UDP_INFLIGHT, 0); break;
+			case 1: run_uring(&s, DGRAM, UDP_INFLIGHT, 0, 0); break;
+			case 2: run_uring(&s, DGRAM, UDP_INFLIGHT, 0, 1); break;
+			default: run_send(&s, DGRAM, 0); break;
+			}
+			double secs = (now_ns() - t0) / 1e9;
+
+			close(s.tx);
+			emit("sendstream", "udp-dummy-64000B", udp_names[m], "MB_per_s",
+			     s.total / 1e6 / secs);
+		}
+	}
+	return 0;
+}
