@@ -11,13 +11,17 @@
 #ifndef BENCH_H
 #define BENCH_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline uint64_t now_ns(void)
 {
@@ -90,6 +94,25 @@ static inline int *int_args(int argc, char **argv, int first, int *def, int ndef
 	for (int i = 0; i < *count; i++)
 		v[i] = atoi(argv[first + i]);
 	return v;
+}
+
+/* A connected TCP pair over IPv4 loopback: *tx connects, *rx is accepted. */
+static inline void loopback_tcp(int *tx, int *rx)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (l < 0 || bind(l, (void *)&sa, len) || listen(l, 1) ||
+	    getsockname(l, (void *)&sa, &len))
+		die("listen");
+	*tx = socket(AF_INET, SOCK_STREAM, 0);
+	if (*tx < 0 || connect(*tx, (void *)&sa, len))
+		die("connect");
+	*rx = accept(l, NULL, NULL);
+	if (*rx < 0)
+		die("accept");
+	close(l);
 }
 
 #endif

@@ -90,20 +90,7 @@ static void *receiver(void *arg)
 
 static void open_tcp(struct stream *s, uint64_t total)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int l = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (l < 0 || bind(l, (void *)&sa, len) || listen(l, 1) ||
-	    getsockname(l, (void *)&sa, &len))
-		die("listen");
-	s->tx = socket(AF_INET, SOCK_STREAM, 0);
-	if (s->tx < 0 || connect(s->tx, (void *)&sa, len))
-		die("connect");
-	s->rx = accept(l, NULL, NULL);
-	if (s->rx < 0)
-		die("accept");
-	close(l);
+	loopback_tcp(&s->tx, &s->rx);
 	s->total = total;
 	s->got = 0;
 }

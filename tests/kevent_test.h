@@ -165,3 +165,15 @@ static inline long pins_held(void)
 	fclose(f);
 	return acquired < 0 || released < 0 ? LONG_MIN : acquired - released;
 }
+
+/* Waits up to 3 s for the pinned count to come back to @want; returns the last count. */
+static inline long pins_back_to(long want)
+{
+	long cur = pins_held();
+
+	for (int i = 0; i < 150 && cur != want; i++) {
+		usleep(20000);
+		cur = pins_held();
+	}
+	return cur;
+}

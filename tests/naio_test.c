@@ -202,18 +202,6 @@ static long pins_settled(void)
 	return cur;
 }
 
-/* Waits up to 3 s for the pinned count to come back to @want; returns the last count. */
-static long pins_back_to(long want)
-{
-	long cur = pins_held();
-
-	for (int i = 0; i < 150 && cur != want; i++) {
-		usleep(20000);
-		cur = pins_held();
-	}
-	return cur;
-}
-
 FIXTURE(naio) {
 	int q;
 	int s[2];	/* s[0]: the peer; s[1]: the socket aio_recv() reads */

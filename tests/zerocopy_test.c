@@ -66,18 +66,6 @@ static bool completion(int q, long id, struct ukevent *e)
 	return harvest(q, 1, 1, e, EVENT_MS) == 1 && e->id.raw_u64 == (uint64_t)id;
 }
 
-/* Waits up to 3 s for the pinned count to come back to @want; returns the last count. */
-static long pins_back_to(long want)
-{
-	long cur = pins_held();
-
-	for (int i = 0; i < 150 && cur != want; i++) {
-		usleep(20000);
-		cur = pins_held();
-	}
-	return cur;
-}
-
 FIXTURE(zc) {
 	int q;
 	int u;

@@ -24,7 +24,7 @@
 //! cancelled.
 
 use super::{
-    socket::{SocketStorage, ON_SOCKET},
+    socket::{SocketLists, SocketStorage, ON_SOCKET},
     Cancel, Source,
 };
 use crate::{
@@ -45,7 +45,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering}
 use kernel::{
     error::code::*,
     list::{
-        impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, ListLinks,
+        impl_has_list_links, impl_list_arc_safe, impl_list_item, AtomicTracker, List, ListLinks,
         TryNewListArc,
     },
     prelude::*,
@@ -180,10 +180,51 @@ impl Source for NaioWatch {
 
 /// Takes `reg` off its socket's pending list and storage. Idempotent.
 fn storage_detach(reg: &NaioReg) {
+    detach(&reg.watch.attached, &reg.watch.sock, reg, |l| {
+        &mut l.receives
+    });
+}
+
+/// Registers a new network AIO request (`ONESHOT`, interest `event`) on `queue`, with `attach`
+/// putting it on its socket's storage. Returns its id.
+pub(super) fn submit<S: Source>(
+    queue: &Arc<Queue>,
+    event: u32,
+    watch: impl PinInit<S, Error>,
+    attach: impl FnOnce(&storage::Attached, &Arc<Registration<S>>) -> Result,
+) -> Result<i64> {
+    let id = next_id();
+    let req = Ukevent {
+        id,
+        type_: uapi::TYPE_NAIO,
+        event,
+        req_flags: uapi::REQ_ONESHOT,
+        ..Ukevent::default()
+    };
+    let mut regs = queue.registrations.lock();
+    if regs.dead {
+        return Err(EBADF);
+    }
+    ctl::register::<S>(queue, &mut regs, &req, watch, |reg| {
+        storage::with_lock(|locked| attach(locked, reg))??;
+        Ok(None)
+    })?;
+    // Ids count up from 1 and stay far below `i64::MAX`.
+    Ok(id as i64)
+}
+
+/// Takes request `reg` off the list `which` of the socket storage behind `slot` if `attached`
+/// says it is there, and clears `attached`. Idempotent.
+pub(super) fn detach<T: storage::Item<ON_SOCKET>>(
+    attached: &AtomicBool,
+    slot: &Slot,
+    reg: &T,
+    which: impl FnOnce(&mut SocketLists) -> &mut List<T, ON_SOCKET>,
+) {
     // Only fails when the module is going away, when nothing is attached any more.
     let _ = storage::with_lock(|locked| {
-        if reg.watch.attached.swap(false, Ordering::Relaxed) {
-            SocketStorage::detach(locked, &reg.watch.sock, reg, |l| &mut l.receives);
+        if attached.swap(false, Ordering::Relaxed) {
+            SocketStorage::detach(locked, slot, reg, which);
         }
     });
 }
@@ -208,14 +249,6 @@ pub(crate) fn recv(
         return Err(errno::enotconn());
     }
     let pages = PinnedPages::pin_for_write(buf, len)?;
-    let id = next_id();
-    let req = Ukevent {
-        id,
-        type_: uapi::TYPE_NAIO,
-        event: uapi::SOCKET_RECV,
-        req_flags: uapi::REQ_ONESHOT,
-        ..Ukevent::default()
-    };
     let progress = Progress { buf: Some(pages) };
     let (owned, slot, progress) = (
         OwnedFile::new(&file),
@@ -234,24 +267,16 @@ pub(crate) fn recv(
         links <- ListLinks::new(),
         tracker <- AtomicTracker::new(),
     }? Error);
-    {
-        let mut regs = queue.registrations.lock();
-        if regs.dead {
-            return Err(EBADF);
-        }
-        ctl::register::<NaioWatch>(queue, &mut regs, &req, watch, |reg| {
-            storage::with_lock(|locked| {
-                SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.receives)?;
-                reg.watch.attached.store(true, Ordering::Relaxed);
-                Ok(None)
-            })?
-        })?;
-    }
+    let id = submit(queue, uapi::SOCKET_RECV, watch, |locked, reg| {
+        SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.receives)?;
+        reg.watch.attached.store(true, Ordering::Relaxed);
+        Ok(())
+    })?;
     // Take what is queued already; `release_sock` then runs the hook for what arrived meanwhile.
     let mut guard = sk.lock();
     SocketStorage::with_current(&sk.slot(), |storage| fill(sk, &mut guard, storage));
     drop(guard);
-    Ok(id as i64)
+    Ok(id)
 }
 
 /// Moves queued data into the pending receives of `sk`, in order, and completes those that are

@@ -41,10 +41,9 @@ use crate::{
         workqueue::ModuleWorkqueue,
         zerocopy::{ZeroCopy, ZeroCopyOwner},
     },
-    ctl::{self, Outcome},
+    ctl::Outcome,
     queue::{Queue, Registrations},
     registration::{Registration, Report},
-    storage,
 };
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use kernel::{
@@ -200,12 +199,7 @@ impl Source for SendWatch {
 
 /// Takes `reg` off its socket's list and storage. Idempotent.
 fn storage_detach(reg: &SendReg) {
-    // Only fails when the module is going away, when nothing is attached any more.
-    let _ = storage::with_lock(|locked| {
-        if reg.watch.attached.swap(false, Ordering::Relaxed) {
-            SocketStorage::detach(locked, &reg.watch.sock, reg, |l| &mut l.sends);
-        }
-    });
+    naio::detach(&reg.watch.attached, &reg.watch.sock, reg, |l| &mut l.sends);
 }
 
 /// `aio_send(kfd, fd, buf, len, flags)` on `queue`. Returns the request id.
@@ -237,14 +231,6 @@ pub(crate) fn send(
             zc: None,
         }
     };
-    let id = naio::next_id();
-    let req = Ukevent {
-        id,
-        type_: uapi::TYPE_NAIO,
-        event: uapi::SOCKET_SEND,
-        req_flags: uapi::REQ_ONESHOT,
-        ..Ukevent::default()
-    };
     let (owned, slot) = (OwnedFile::new(&file), sk.slot());
     let watch = try_pin_init!(SendWatch {
         file: owned,
@@ -260,22 +246,14 @@ pub(crate) fn send(
         links <- ListLinks::new(),
         tracker <- AtomicTracker::new(),
     }? Error);
-    {
-        let mut regs = queue.registrations.lock();
-        if regs.dead {
-            return Err(EBADF);
-        }
-        ctl::register::<SendWatch>(queue, &mut regs, &req, watch, |reg| {
-            storage::with_lock(|locked| {
-                SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.sends)?;
-                reg.watch.attached.store(true, Ordering::Relaxed);
-                Ok(None)
-            })?
-        })?;
-    }
+    let id = naio::submit(queue, uapi::SOCKET_SEND, watch, |locked, reg| {
+        SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.sends)?;
+        reg.watch.attached.store(true, Ordering::Relaxed);
+        Ok(())
+    })?;
     // Send what the socket takes now; the rest continues from its write-space hook.
     push(&sk.slot());
-    Ok(id as i64)
+    Ok(id)
 }
 
 /// What one turn of sending did.
