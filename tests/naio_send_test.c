@@ -632,6 +632,15 @@ TEST_F(send, basic_large)
 	EXPECT_EQ(base, pins_back_to(base));
 	ASSERT_EQ(COPY_MAX + 1, read_full(self->s[0], got, COPY_MAX + 1, EVENT_MS));
 	EXPECT_EQ(COPY_MAX + 1, pat_mismatch(got, 0, COPY_MAX + 1));
+	/* Completed and never harvested: closing the queue gives the pins back. */
+	id = aio_send(self->q, self->s[1], m + off, len, 0);
+	ASSERT_LT(0, id) TH_LOG("aio_send: %s", strerror(errno));
+	ASSERT_TRUE(wait_for(self->q, POLLIN, EVENT_MS));
+	EXPECT_LE(base + (long)npages, pins_held());
+	closefd(&self->q);
+	EXPECT_EQ(base, pins_back_to(base));
+	ASSERT_EQ(len, read_full(self->s[0], got, len, EVENT_MS));
+	EXPECT_EQ(len, pat_mismatch(got, 0, len));
 	munmap(m, npages * pg);
 	free(got);
 }
@@ -753,10 +762,13 @@ TEST_F(send, blocked_continues)
 }
 
 /*
- * The buffer may be reused as soon as the completion arrives: a large send
- * that fills the socket many times over completes while the peer reads (in
- * another thread); the buffer is overwritten at once, and the peer must
- * still receive the original bytes, all of them.
+ * The buffer may be reused as soon as the completion arrives. Round 0: a
+ * send the peer's buffer holds completes before the peer reads anything;
+ * the buffer is overwritten, then the peer reads. Rounds 1 and 2: a send
+ * that fills a small socket many times over completes while the peer reads
+ * (in another thread, started at once or a little later); the buffer is
+ * overwritten as soon as the event arrives. The peer must receive the
+ * original bytes, all of them.
  */
 TEST_F_TIMEOUT(send, overwrite_after_completion, 60)
 {
@@ -770,13 +782,25 @@ TEST_F_TIMEOUT(send, overwrite_after_completion, 60)
 	ASSERT_NE(LONG_MIN, base) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
 	ASSERT_NE(NULL, m);
 	ASSERT_NE(NULL, got);
+	fill_pat(m, 0, len);
+	id = aio_send(self->q, self->s[1], m, len, 0);
+	ASSERT_LT(0, id) TH_LOG("aio_send: %s", strerror(errno));
+	ASSERT_EQ(1, collect(self->q, out, 1, 30000));
+	memset(m, 0xee, len);
+	check_event(_metadata, &out[0], id, len, 0);
+	EXPECT_EQ(base, pins_back_to(base));
+	EXPECT_EQ(len, read_full(self->s[0], got, len, 10000));
+	EXPECT_EQ(len, pat_mismatch(got, 0, len)) TH_LOG("round 0");
+	EXPECT_TRUE(peer_quiet(self->s[0], QUIET_MS));
+
 	small_pair(_metadata, self->s, variant->family);
-	for (int round = 0; round < 2; round++) {
+	rd.fd = self->s[0];
+	for (int round = 1; round < 3; round++) {
 		fill_pat(m, round * 7, len);
 		id = aio_send(self->q, self->s[1], m, len, 0);
 		ASSERT_LT(0, id) TH_LOG("aio_send: %s", strerror(errno));
-		/* Round 1: the peer starts reading only after the call returned. */
-		if (round)
+		/* Round 2: the peer starts reading only a while after the call returned. */
+		if (round == 2)
 			usleep(QUIET_MS * 1000);
 		ASSERT_EQ(0, pthread_create(&t, NULL, reader_main, &rd));
 		ASSERT_EQ(1, collect(self->q, out, 1, 30000));
