@@ -27,6 +27,14 @@
  * them later, from the receive path); at the end every page pinned by a
  * request must have been unpinned (/proc/vmstat nr_foll_pin_*).
  *
+ * aio_send gets both ends of those TCP connections and connected UDP sockets
+ * (the feeder drains whatever reaches the other end, so sends make progress),
+ * plausible lengths (mostly 1 to 8192, copied or pinned; sometimes up to
+ * 256 KiB, pinned) and buffers that are valid, offset, read-only, PROT_NONE,
+ * NULL or unmapped. The send completions that kevent_get_events() hands out
+ * are judged too (ret_data[1]: 0 or an errno a send can end with; no
+ * KEVENT_RET_COPIED without bytes).
+ *
  * All shared queues are non-blocking, so the SIGALRM itimer cannot interrupt
  * their waits. To reach the EINTR paths, each thread also owns two blocking
  * queues (one with a ring) that nothing ever makes ready, and now and then
@@ -47,7 +55,9 @@
 #include "kevent_test.h"
 
 #define NQUEUES 6
-#define NSOCKS 4		/* connected TCP sockets for aio_recv */
+#define NSOCKS 4		/* connected TCP sockets for aio_recv and aio_send */
+#define NUDP 2			/* connected UDP sockets for aio_send */
+#define SEND_MAX (256 << 10)	/* the longest plausible aio_send */
 #define NTHREADS 3
 #define NOPS 10
 #define MAX_ERRNO 134		/* larger errnos are counted here */
@@ -56,14 +66,14 @@
 /* Rows of the errno table: the ten operations, then what they contain. */
 enum {
 	R_INIT, R_CTL, R_GET, R_WAIT, R_COMMIT, R_SEND, R_RECV, R_SENDFILE, R_READ, R_POKE,
-	R_POKE_WAIT, R_ENT_ADD, R_ENT_REMOVE, R_ENT_MODIFY, R_ENT_READY, NROWS
+	R_POKE_WAIT, R_ENT_ADD, R_ENT_REMOVE, R_ENT_MODIFY, R_ENT_READY, R_SEND_DONE, NROWS
 };
 
 static const char *const names[NROWS] = {
 	"kevent_init", "kevent_ctl", "kevent_get_events", "kevent_wait", "kevent_commit",
 	"aio_send", "aio_recv", "aio_sendfile", "aio_read", "ring poke (mmap)",
 	"ring poke wait", "ctl entry ADD", "ctl entry REMOVE", "ctl entry MODIFY",
-	"ctl entry READY",
+	"ctl entry READY", "aio_send event",
 };
 
 /*
@@ -129,6 +139,30 @@ static const int aio_recv_errs[] = {
 	ENOSPC,		/* limits.rs: max_user_kevents */
 	0
 };
+static const int aio_send_errs[] = {
+	EBADF,		/* syscalls.rs: kfd not open; send.rs send(): sock not open, queue dead */
+	EINVAL,		/* kfd not a queue; send.rs send(): flags, length 0 or > INT_MAX */
+	ENOTSOCK,	/* send.rs send(): not a socket */
+	EOPNOTSUPP,	/* send.rs send(): neither TCP nor UDP */
+	ENOTCONN,	/* sock.rs check_can_send(): TCP listening or never connected */
+	EDESTADDRREQ,	/* sock.rs check_can_send(): UDP without a default destination */
+	EFAULT,		/* send.rs: copying a small buffer; pinned.rs: a page not mapped */
+	ENOBUFS,	/* pinned.rs: RLIMIT_MEMLOCK (mm_account_pinned_pages) */
+	ENOMEM,		/* the copy, pinned.rs, registration, storage */
+	ENOSPC,		/* limits.rs: max_user_kevents */
+	0
+};
+/* What a send completion may carry in ret_data[1] (negated), 0 for success. */
+static const int send_done_errs[] = {
+	ECANCELED,	/* send.rs cancel(): KEVENT_CTL_REMOVE before anything was sent */
+	ECONNRESET,	/* tcp_sendmsg: the connection was reset (reported once) */
+	EPIPE,		/* tcp_sendmsg: reset or shut down for writing */
+	EMSGSIZE,	/* udp_sendmsg, ip_append_data: a datagram too long for IP */
+	ECONNREFUSED,	/* udp_sendmsg: a pending ICMP error */
+	ENOBUFS,	/* ip_append_data, ip_finish_output: no buffer */
+	ENOMEM,		/* send.rs: the zero-copy notifier; the stack's allocations */
+	0
+};
 static const int mmap_errs[] = {
 	EBADF,		/* do_mmap: fd not open */
 	EACCES,		/* do_mmap: MAP_SHARED + PROT_WRITE on a file not open for writing */
@@ -155,9 +189,9 @@ static const int ent_modify_errs[] = { EINVAL, ENOENT, 0 };	/* ctl.rs modify() *
 static const int ent_ready_errs[] = { ENOENT, 0 };		/* ctl.rs make_ready() */
 
 static const int *const allowed[NROWS] = {
-	init_errs, ctl_errs, get_errs, wait_errs, commit_errs, aio_errs, aio_recv_errs, aio_errs,
-	aio_errs, mmap_errs, wait_errs, ent_add_errs, ent_remove_errs, ent_modify_errs,
-	ent_ready_errs,
+	init_errs, ctl_errs, get_errs, wait_errs, commit_errs, aio_send_errs, aio_recv_errs,
+	aio_errs, aio_errs, mmap_errs, wait_errs, ent_add_errs, ent_remove_errs, ent_modify_errs,
+	ent_ready_errs, send_done_errs,
 };
 
 static const char *errname(int e)
@@ -174,6 +208,9 @@ static const char *errname(int e)
 		[ENOSYS] = "ENOSYS", [ELOOP] = "ELOOP", [EOVERFLOW] = "EOVERFLOW",
 		[ENOTSOCK] = "ENOTSOCK", [EOPNOTSUPP] = "EOPNOTSUPP",
 		[ECONNRESET] = "ECONNRESET", [ETIMEDOUT] = "ETIMEDOUT",
+		[ENOTCONN] = "ENOTCONN", [EDESTADDRREQ] = "EDESTADDRREQ",
+		[ENOBUFS] = "ENOBUFS", [EMSGSIZE] = "EMSGSIZE", [ECANCELED] = "ECANCELED",
+		[ECONNREFUSED] = "ECONNREFUSED",
 	};
 
 	if (e >= 0 && e <= MAX_ERRNO && n[e])
@@ -209,7 +246,11 @@ struct worker {
 static _Thread_local int last_op = -1;
 static _Thread_local char *buf;		/* 4 pages: rw, rw, read-only, PROT_NONE */
 static _Thread_local char *rbuf;	/* the same, for aio_recv buffers only */
+static _Thread_local char *sbuf;	/* SEND_MAX + a page of data, for aio_send */
 static int socks[NSOCKS], peers[NSOCKS];	/* receiving ends, sending ends */
+static int udp_rx[NUDP], udp_tx[NUDP];	/* udp_tx[i] is connected to udp_rx[i] */
+/* Descriptors aio_send refuses: an unconnected UDP socket, a listening TCP one, AF_UNIX, a pipe. */
+static int odd_socks[4];
 static _Thread_local struct worker *me;
 
 static const char *const class_names[] = {
@@ -249,7 +290,8 @@ static void report(int row, const unsigned long *a, int na, const char *what, in
 				errname(*e));
 	TH_LOG("seed %#llx thread %d (state %#llx) call %ld: %s(%s)%s%s -> %s (errno %d); %s allows: %s",
 	       (unsigned long long)run_seed, me->idx, (unsigned long long)me->seed, me->i,
-	       names[row < R_POKE_WAIT ? row : row == R_POKE_WAIT ? R_WAIT : R_CTL], args,
+	       names[row < R_POKE_WAIT ? row : row == R_POKE_WAIT ? R_WAIT :
+		     row == R_SEND_DONE ? R_GET : R_CTL], args,
 	       what ? " " : "", what ? what : "", errname(err), err, names[row], set);
 	EXPECT_TRUE(errno_in_set);
 }
@@ -376,6 +418,39 @@ static void scribble(uint64_t *s)
 	}
 }
 
+/*
+ * Judges the send completions among @n events that kevent_get_events() copied
+ * to @p: ret_data[1] is 0 or -errno of a send's failure, a cancelled request
+ * sent nothing, KEVENT_RET_COPIED only comes with bytes, never more bytes
+ * than the longest plausible send.
+ */
+static void judge_send_events(const char *p, long n, const unsigned long *a)
+{
+	for (long i = 0; i < n; i++) {
+		struct ukevent e;
+		char what[160];
+		int err;
+
+		memcpy(&e, p + i * sizeof(e), sizeof(e));
+		if (e.type != KEVENT_NAIO || e.event != KEVENT_SOCKET_SEND)
+			continue;
+		err = -(int)e.ret_data[1];
+		atomic_fetch_add(&counts[R_SEND_DONE][err ? errslot(err) : 0], 1);
+		snprintf(what, sizeof(what), "event %ld (id %#llx ret_flags %#x ret_data %u %d)", i,
+			 (unsigned long long)e.id.raw_u64, e.ret_flags, e.ret_data[0],
+			 (int)e.ret_data[1]);
+		if (err && !errno_allowed(R_SEND_DONE, err)) {
+			report(R_SEND_DONE, a, 5, what, err);
+		} else if ((err == ECANCELED && e.ret_data[0]) ||
+			   (e.ret_flags & ~(uint32_t)KEVENT_RET_COPIED) ||
+			   ((e.ret_flags & KEVENT_RET_COPIED) && !e.ret_data[0]) ||
+			   e.ret_data[0] > SEND_MAX || !(e.req_flags & KEVENT_REQ_ONESHOT)) {
+			strncat(what, " is inconsistent", sizeof(what) - strlen(what) - 1);
+			report(R_SEND_DONE, a, 5, what, err);
+		}
+	}
+}
+
 static unsigned int ops_mask = (1u << NOPS) - 1;
 static const uint64_t empty_sigset;
 
@@ -475,6 +550,9 @@ static void one_call(uint64_t *s)
 		}
 		r = kevent_get_events(fd, min_nr, max_nr, p, wp);
 		err = errno;
+		/* What was copied is there to read (p may be read-only only if nothing was). */
+		if (r > 0 && (uint64_t)r * sizeof(struct ukevent) <= room)
+			judge_send_events(p, r, a);
 		break;
 	}
 	case 3: {
@@ -517,6 +595,24 @@ static void one_call(uint64_t *s)
 		size_t len = rnd(s);
 		unsigned int flags = rnd(s);
 
+		if (which == 5 && rnd(s) % 2) {
+			/*
+			 * A connected socket (either end of a TCP connection, or UDP),
+			 * flags 0 mostly, a plausible length: copied (at most 4096
+			 * bytes), pinned, now and then up to 256 KiB, rarely anything.
+			 */
+			char *const ptrs[] = { sbuf, sbuf + 1, sbuf + 4095, sbuf + 4096,
+					       buf + 8192 - 100, buf + 12288 - 16, NULL, unmapped };
+			uint64_t c = rnd(s);
+
+			sock = c % 16 < 6 ? socks[rnd(s) % NSOCKS] :
+			       c % 16 < 11 ? peers[rnd(s) % NSOCKS] :
+			       c % 16 < 15 ? udp_tx[rnd(s) % NUDP] : odd_socks[rnd(s) % 4];
+			c = rnd(s) % 16;
+			len = c < 12 ? 1 + rnd(s) % 8192 : c < 15 ? 1 + rnd(s) % SEND_MAX : rnd(s);
+			flags = rnd(s) % 8 ? 0 : flags;
+			p = ptrs[rnd(s) % 8];
+		}
 		if (which == 6 && rnd(s) % 2) {
 			/* A real socket, a plausible length, flags 0 or MSG_WAITALL mostly. */
 			char *const ptrs[] = { rbuf, rbuf + 1, rbuf + 8192 - 64, rbuf + 12288 - 16,
@@ -537,6 +633,15 @@ static void one_call(uint64_t *s)
 		r = which == 5 ? aio_send(fd, sock, p, len, flags) :
 				 aio_recv(fd, sock, p, len, flags);
 		err = errno;
+		if (which == 5 && r > 0 && rnd(s) % 4 == 0) {
+			/* Harvest some completions of that queue right away, and judge them. */
+			struct kevent_wait_arg now = kevent_timeout_ns(0);
+			struct ukevent ev[16];
+			long n = kevent_get_events(fd, 0, 16, ev, &now);
+
+			if (n > 0)
+				judge_send_events((const char *)ev, n, a);
+		}
 		break;
 	}
 	case 7: {
@@ -620,9 +725,20 @@ static void *work(void *arg)
 	}
 	mprotect(rbuf + 8192, 4096, PROT_READ);
 	mprotect(rbuf + 12288, 4096, PROT_NONE);
+	sbuf = mmap(NULL, SEND_MAX + 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		    -1, 0);
+	if (sbuf == MAP_FAILED) {
+		fprintf(stderr, "# fuzz: thread %d: no send buffer\n", w->idx);
+		atomic_fetch_add(&violations, 1);
+		return NULL;
+	}
+	for (size_t i = 0; i < SEND_MAX + 8192; i++)
+		sbuf[i] = (char)(i * 131 + w->idx);
 	for (w->i = 0; w->i < w->n && !atomic_load(&stop); w->i++)
 		one_call(&w->s);
 	munmap(buf, 4 * 4096);
+	/* Pending sends keep their pages pinned, mapped or not. */
+	munmap(sbuf, SEND_MAX + 8192);
 	/* Requests still pending keep their pages pinned: the region stays mapped. */
 	if (w->blockq >= 0)
 		close(w->blockq);
@@ -631,9 +747,13 @@ static void *work(void *arg)
 	return NULL;
 }
 
-/* Keeps sending random bytes to the sockets aio_recv is given. */
+/*
+ * Keeps sending random bytes to the sockets aio_recv is given, and reads
+ * what aio_send sent to the other ends (TCP and UDP), so that sends go on.
+ */
 static void *feed(void *arg)
 {
+	static char sink[65536];
 	uint64_t s = (uintptr_t)arg | 1;
 	char data[4096];
 
@@ -644,7 +764,12 @@ static void *feed(void *arg)
 			if (send(peers[i], data, 1 + rnd(&s) % sizeof(data), MSG_DONTWAIT) < 0 &&
 			    errno != EAGAIN)
 				return NULL;
+			while (recv(peers[i], sink, sizeof(sink), MSG_DONTWAIT) > 0)
+				;
 		}
+		for (int i = 0; i < NUDP; i++)
+			while (recv(udp_rx[i], sink, sizeof(sink), MSG_DONTWAIT) > 0)
+				;
 		usleep(500);
 	}
 	return NULL;
@@ -666,6 +791,37 @@ static int tcp_pair4(int *rx, int *tx)
 	*rx = accept(l, NULL, NULL);
 	close(l);
 	return *rx < 0 ? -1 : 0;
+}
+
+/* A UDP socket *tx connected to *rx over IPv4 loopback. */
+static int udp_pair4(int *rx, int *tx)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+
+	*rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	*tx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (*rx < 0 || *tx < 0 || bind(*rx, (void *)&sa, len) ||
+	    getsockname(*rx, (void *)&sa, &len) || connect(*tx, (void *)&sa, len))
+		return -1;
+	return 0;
+}
+
+/* The descriptors of odd_socks[]. */
+static int open_odd_socks(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int sp[2], pp[2];
+
+	odd_socks[0] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	odd_socks[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (odd_socks[0] < 0 || odd_socks[1] < 0 || bind(odd_socks[1], (void *)&sa, sizeof(sa)) ||
+	    listen(odd_socks[1], 1) || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) ||
+	    pipe2(pp, O_CLOEXEC))
+		return -1;
+	odd_socks[2] = sp[0];
+	odd_socks[3] = pp[1];
+	return 0;
 }
 
 static void on_segv(int sig, siginfo_t *si, void *ctx)
@@ -747,6 +903,9 @@ TEST_F_TIMEOUT(fuzz, random_calls, 1200)
 		atomic_store(&queues[i], kevent_init(i % 2 ? 16 : 0, O_NONBLOCK));
 	for (int i = 0; i < NSOCKS; i++)
 		ASSERT_EQ(0, tcp_pair4(&socks[i], &peers[i]));
+	for (int i = 0; i < NUDP; i++)
+		ASSERT_EQ(0, udp_pair4(&udp_rx[i], &udp_tx[i]));
+	ASSERT_EQ(0, open_odd_socks());
 	ASSERT_EQ(0, pthread_create(&feeder, NULL, feed, (void *)(uintptr_t)seed));
 	sigaction(SIGALRM, &sa, NULL);
 	sa.sa_sigaction = on_segv;
@@ -785,8 +944,16 @@ TEST_F_TIMEOUT(fuzz, random_calls, 1200)
 		close(socks[i]);
 		close(peers[i]);
 	}
-	/* Closing the queues ended every pending aio_recv: nothing stays pinned. */
-	for (int i = 0; i < 50 && pins_held() != pins_before; i++)
+	for (int i = 0; i < NUDP; i++) {
+		close(udp_rx[i]);
+		close(udp_tx[i]);
+	}
+	/*
+	 * Closing the queues ended every pending aio_recv and aio_send: nothing
+	 * stays pinned. (Allow a few seconds: sends release their pages as the
+	 * stack lets go of them.)
+	 */
+	for (int i = 0; i < 250 && pins_held() != pins_before; i++)
 		usleep(20000);
 	EXPECT_EQ(pins_before, pins_held());
 	if (atomic_load(&violations) > MAX_REPORTS)
