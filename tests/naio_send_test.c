@@ -364,11 +364,6 @@ static long pins_back_within(long want, int ms)
 	return cur;
 }
 
-static long pins_back_to(long want)
-{
-	return pins_back_within(want, 3000);
-}
-
 /*
  * The requests of one socket, for checking their completions: each is a
  * slice [off, off + len) of the pattern stream.
