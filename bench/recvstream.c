@@ -10,18 +10,20 @@
  *                            (kevent_wait() only when it is empty), each
  *                            buffer resubmitted after it is checked
  *   epoll-ET                 epoll_wait(), then recv() of 64 KiB until EAGAIN
+ *   io_uring-recv-multishot  one multishot recv with a provided-buffer ring of
+ *                            8 buffers of 64 KiB; each buffer is given back
+ *                            to the ring after it is checked
  *   recv                     blocking recv() of 64 KiB (the baseline)
  *
  * Every mechanism receives the same bytes and checks every one of them
  * against the pattern, so the timed part is the same work for all: producing
- * the data (the sender), receiving and checking it. io_uring is not in this
- * benchmark yet (its best form, multishot recv with a provided-buffer ring,
- * needs more than this first version). Metric: MB_per_s.
+ * the data (the sender), receiving and checking it. Metric: MB_per_s.
  *
  *	recvstream [repeats] [MiB per round]
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -170,17 +172,75 @@ static void run_kevent_ring(struct stream *s)
 		free(buf[i]);
 }
 
+#define NBUF 8
+
+/* io_uring's best form for a stream: one multishot recv into provided buffers. */
+static void run_uring(struct stream *s)
+{
+	struct io_uring ring;
+	struct io_uring_buf_ring *br;
+	struct io_uring_buf_reg reg = { .ring_entries = NBUF, .bgid = 1 };
+	unsigned char *bufs = malloc(NBUF * CHUNK);
+	int mask = io_uring_buf_ring_mask(NBUF), arm = 1;
+
+	if (!bufs || io_uring_queue_init(64, &ring, 0) < 0)
+		die("io_uring_queue_init");
+	br = mmap(NULL, NBUF * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+		  MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (br == MAP_FAILED)
+		die("buffer ring");
+	reg.ring_addr = (unsigned long)br;
+	if (io_uring_register_buf_ring(&ring, &reg, 0))
+		die("io_uring_register_buf_ring");
+	io_uring_buf_ring_init(br);
+	for (int i = 0; i < NBUF; i++)
+		io_uring_buf_ring_add(br, bufs + i * CHUNK, CHUNK, i, mask, i);
+	io_uring_buf_ring_advance(br, NBUF);
+	while (s->got < s->total) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, seen = 0;
+
+		if (arm) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+			io_uring_prep_recv_multishot(sqe, s->rx, NULL, 0, 0);
+			sqe->flags |= IOSQE_BUFFER_SELECT;
+			sqe->buf_group = 1;
+			arm = 0;
+		}
+		check(io_uring_submit_and_wait(&ring, 1) >= 0, "io_uring_submit_and_wait");
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			seen++;
+			if (!(cqe->flags & IORING_CQE_F_MORE))
+				arm = 1;	/* ended (out of buffers): arm it again */
+			if (cqe->res == -ENOBUFS)
+				continue;
+			check(cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER), "multishot recv");
+			int bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+			take(s, bufs + bid * CHUNK, cqe->res);
+			io_uring_buf_ring_add(br, bufs + bid * CHUNK, CHUNK, bid, mask, 0);
+			io_uring_buf_ring_advance(br, 1);
+		}
+		io_uring_cq_advance(&ring, seen);
+	}
+	io_uring_queue_exit(&ring);
+	munmap(br, NBUF * sizeof(struct io_uring_buf));
+	free(bufs);
+}
+
 int main(int argc, char **argv)
 {
 	int repeats = argc > 1 ? atoi(argv[1]) : 5;
 	uint64_t mib = argc > 2 ? strtoull(argv[2], NULL, 0) : 64;
-	static const char *const names[] = { "kevent-aio_recv-ring", "epoll-ET", "recv" };
+	static const char *const names[] = { "kevent-aio_recv-ring", "epoll-ET",
+					     "io_uring-recv-multishot", "recv" };
 
 	make_pattern();
 	printf("recvstream: %d repeats of %llu MiB per mechanism over TCP loopback\n", repeats,
 	       (unsigned long long)mib);
 	for (int rep = 0; rep < repeats; rep++) {
-		for (int m = 0; m < 3; m++) {
+		for (int m = 0; m < 4; m++) {
 			struct stream s;
 			pthread_t t;
 			uint64_t t0;
@@ -192,6 +252,8 @@ int main(int argc, char **argv)
 				run_kevent_ring(&s);
 			else if (m == 1)
 				run_epoll(&s);
+			else if (m == 2)
+				run_uring(&s);
 			else
 				run_recv(&s);
 			pthread_join(t, NULL);

@@ -87,16 +87,9 @@ impl Syscalls for Kevent {
         naio::recv(&queue, sock, buf, len, flags)
     }
 
-    fn aio_sendfile(
-        kfd: i32,
-        sock: i32,
-        in_fd: i32,
-        _offset: UserPtr,
-        _count: usize,
-    ) -> Result<i64> {
-        check_aio_fds(kfd, sock)?;
-        FileRef::fget(in_fd)?;
-        Err(eopnotsupp())
+    fn aio_sendfile(kfd: i32, sock: i32, in_fd: i32, offset: UserPtr, count: usize) -> Result<i64> {
+        let queue = Queue::from_fd(kfd)?;
+        send::sendfile(&queue, sock, in_fd, offset, count)
     }
 
     fn aio_read(kfd: i32, fd: i32, _buf: UserPtr, _len: usize, _offset: UserPtr) -> Result<i64> {

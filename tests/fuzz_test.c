@@ -152,6 +152,19 @@ static const int aio_send_errs[] = {
 	ENOSPC,		/* limits.rs: max_user_kevents */
 	0
 };
+static const int aio_sendfile_errs[] = {
+	EBADF,		/* syscalls.rs: kfd not open; send.rs sendfile(): sock or in_fd not open;
+			 * splice.rs check_can_splice_read(): in_fd not open for reading */
+	EINVAL,		/* kfd not a queue; send.rs sendfile(): count 0 or > INT_MAX, offset NULL,
+			 * negative or overflowing; splice.rs: in_fd not seekable or no splice_read */
+	EFAULT,		/* send.rs sendfile(): reading *offset */
+	ENOTSOCK,	/* send.rs sendfile(): sock not a socket */
+	EOPNOTSUPP,	/* send.rs sendfile(): not a TCP socket */
+	ENOTCONN,	/* sock.rs check_can_send(): listening or never connected */
+	ENOMEM,		/* registration, storage */
+	ENOSPC,		/* limits.rs: max_user_kevents */
+	0
+};
 /* What a send completion may carry in ret_data[1] (negated), 0 for success. */
 static const int send_done_errs[] = {
 	ECANCELED,	/* send.rs cancel(): KEVENT_CTL_REMOVE before anything was sent */
@@ -190,8 +203,8 @@ static const int ent_ready_errs[] = { ENOENT, 0 };		/* ctl.rs make_ready() */
 
 static const int *const allowed[NROWS] = {
 	init_errs, ctl_errs, get_errs, wait_errs, commit_errs, aio_send_errs, aio_recv_errs,
-	aio_errs, aio_errs, mmap_errs, wait_errs, ent_add_errs, ent_remove_errs, ent_modify_errs,
-	ent_ready_errs, send_done_errs,
+	aio_sendfile_errs, aio_errs, mmap_errs, wait_errs, ent_add_errs, ent_remove_errs,
+	ent_modify_errs, ent_ready_errs, send_done_errs,
 };
 
 static const char *errname(int e)

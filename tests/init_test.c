@@ -315,10 +315,11 @@ TEST_F(queue, wait_errors)
 TEST_F(queue, aio_needs_open_fds)
 {
 	char buf[8];
+	uint64_t off = 0;
 
 	EXPECT_ERRNO(EBADF, aio_send(self->fd, -1, buf, sizeof(buf), 0));
 	EXPECT_ERRNO(EBADF, aio_recv(self->fd, 1000, buf, sizeof(buf), 0));
-	EXPECT_ERRNO(EBADF, aio_sendfile(self->fd, -1, 0, NULL, 1));
+	EXPECT_ERRNO(EBADF, aio_sendfile(self->fd, -1, 0, &off, 1));
 	EXPECT_ERRNO(EBADF, aio_read(self->fd, -1, buf, sizeof(buf), NULL));
 }
 

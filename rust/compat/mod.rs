@@ -24,6 +24,7 @@ pub(crate) mod rcu;
 pub(crate) mod shared_pages;
 pub(crate) mod signal;
 pub(crate) mod slot;
+pub(crate) mod splice;
 pub(crate) mod sock;
 pub(crate) mod task;
 pub(crate) mod uapi;

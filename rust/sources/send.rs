@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Network AIO sends (`KEVENT_NAIO`, `aio_send`) on TCP and UDP sockets.
+//! Network AIO sends (`KEVENT_NAIO`): `aio_send` on TCP and UDP sockets, `aio_sendfile` on TCP.
 //!
 //! A send is a request like a receive (see `naio.rs`): a registration keyed by its request id,
 //! `ONESHOT`, whose one event is its completion (`ret_data[0]` bytes sent, `ret_data[1]` 0 or
@@ -14,7 +14,9 @@
 //! socket has taken every byte and the stack has released the last skb that referenced the
 //! pages, so the buffer may be reused as soon as the event arrives. Local delivery (loopback,
 //! veth) copies the pages of the skbs it receives: such sends complete once the peer has
-//! acknowledged the data, flagged `KEVENT_RET_COPIED`.
+//! acknowledged the data, flagged `KEVENT_RET_COPIED`. `aio_sendfile` requests send a file's
+//! page-cache pages by reference (`compat::splice`); they are only ever sent by a worker, since
+//! reading the file may wait for I/O, and complete when the socket has taken the last byte.
 //!
 //! Requests on one socket are sent in submission order: they wait on the socket's storage
 //! ([`SocketStorage`], list `sends`) and only the first is ever being sent. Whoever finds the
@@ -33,10 +35,11 @@ use super::{
 use crate::{
     compat::{
         errno,
-        file::{FileRef, OwnedFile},
+        file::{File, FileRef, OwnedFile},
         pinned::PinnedPages,
         slot::Slot,
         sock::{self, SendFrom, Sock, SK_READABLE},
+        splice,
         uapi::{self, Ukevent},
         workqueue::ModuleWorkqueue,
         zerocopy::{ZeroCopy, ZeroCopyOwner},
@@ -87,6 +90,8 @@ enum Payload {
         pages: PinnedPages,
         zc: Option<ZeroCopy<SendReg>>,
     },
+    /// `aio_sendfile`: a file's pages, from offset `start`.
+    File { file: OwnedFile, start: i64 },
 }
 
 /// What a send request keeps.
@@ -98,6 +103,8 @@ pub(crate) struct SendWatch {
     sock: Slot,
     /// The length of the send.
     len: usize,
+    /// An `aio_sendfile` request: sent by workers only (reading the file may block).
+    from_file: bool,
     /// Whether it is attached to the socket's storage (changed under the storage lock).
     attached: AtomicBool,
     /// `PENDING`, `SENDING` or `DONE`; changed under the lock of the socket's storage lists.
@@ -141,7 +148,7 @@ impl WorkItem for SendReg {
     /// Continues the sends of the request's socket after write space (or an error) was
     /// reported.
     fn run(this: Arc<SendReg>) {
-        push(&this.watch.sock);
+        push(&this.watch.sock, false);
     }
 }
 
@@ -231,11 +238,59 @@ pub(crate) fn send(
             zc: None,
         }
     };
-    let (owned, slot) = (OwnedFile::new(&file), sk.slot());
+    submit(queue, &file, sk, len, payload, uapi::SOCKET_SEND)
+}
+
+/// `aio_sendfile(kfd, fd, in_fd, offset, count)` on `queue`: sends `count` bytes of `in_fd` from
+/// the offset `*offset` (read at submission; the file position is neither used nor changed).
+/// Returns the request id.
+pub(crate) fn sendfile(
+    queue: &Arc<Queue>,
+    fd: i32,
+    in_fd: i32,
+    offset: UserPtr,
+    count: usize,
+) -> Result<i64> {
+    if count == 0 || count > i32::MAX as usize || offset == 0 {
+        return Err(EINVAL);
+    }
+    let file = FileRef::fget(fd)?;
+    let sk = Sock::of_file(&file).ok_or_else(errno::enotsock)?;
+    if !sk.is_tcp_stream() {
+        return Err(errno::eopnotsupp());
+    }
+    sk.check_can_send()?;
+    let input = FileRef::fget(in_fd)?;
+    splice::check_can_splice_read(&input)?;
+    let start = UserSlice::new(offset, core::mem::size_of::<u64>())
+        .reader()
+        .read::<u64>()?;
+    let start = i64::try_from(start).map_err(|_| EINVAL)?;
+    start.checked_add(count as i64).ok_or(EINVAL)?;
+    let payload = Payload::File {
+        file: OwnedFile::new(&input),
+        start,
+    };
+    submit(queue, &file, sk, count, payload, uapi::SOCKET_SEND)
+}
+
+/// Registers a send request of `len` bytes from `payload` on socket `sk` (of `file`) and sends
+/// what the socket takes at once (sends from a file are left to a worker). Returns its id.
+fn submit(
+    queue: &Arc<Queue>,
+    file: &File,
+    sk: &Sock,
+    len: usize,
+    payload: Payload,
+    event: u32,
+) -> Result<i64> {
+    let from_file = matches!(payload, Payload::File { .. });
+    let (owned, slot) = (OwnedFile::new(file), sk.slot());
     let watch = try_pin_init!(SendWatch {
         file: owned,
         sock: slot,
         len,
+        from_file,
         attached: AtomicBool::new(false),
         state: AtomicU8::new(PENDING),
         kick: AtomicBool::new(false),
@@ -246,13 +301,13 @@ pub(crate) fn send(
         links <- ListLinks::new(),
         tracker <- AtomicTracker::new(),
     }? Error);
-    let id = naio::submit(queue, uapi::SOCKET_SEND, watch, |locked, reg| {
+    let id = naio::submit(queue, event, watch, |locked, reg| {
         SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.sends)?;
         reg.watch.attached.store(true, Ordering::Relaxed);
         Ok(())
     })?;
     // Send what the socket takes now; the rest continues from its write-space hook.
-    push(&sk.slot());
+    push(&sk.slot(), true);
     Ok(id)
 }
 
@@ -265,10 +320,11 @@ enum Step {
 }
 
 /// Sends the requests of a socket in order, as far as it takes them without blocking. Process
-/// context.
-fn push(slot: &Slot) {
+/// context. `inline`: called by a system call, which leaves sends from files to a worker.
+fn push(slot: &Slot, inline: bool) {
     loop {
-        let Some(reg) = SocketStorage::with_current(slot, |s| s.with(claim_first)).flatten() else {
+        let claimed = SocketStorage::with_current(slot, |s| s.with(|l| claim_first(l, inline)));
+        let Some(reg) = claimed.flatten() else {
             return;
         };
         let step = send_some(&reg);
@@ -302,12 +358,17 @@ fn push(slot: &Slot) {
 }
 
 /// The first request of a socket, claimed for sending if nobody is sending it; finished
-/// (cancelled) requests found first leave the list.
-fn claim_first(l: &mut SocketLists) -> Option<Arc<SendReg>> {
+/// (cancelled) requests found first leave the list. `inline`: a send from a file is handed to a
+/// worker instead.
+fn claim_first(l: &mut SocketLists, inline: bool) -> Option<Arc<SendReg>> {
     loop {
         let head = l.sends.iter().next()?;
         let w = &head.watch;
         match w.state.load(Ordering::Relaxed) {
+            PENDING if inline && w.from_file => {
+                WORKERS.enqueue(Arc::from(head));
+                return None;
+            }
             PENDING => {
                 w.state.store(SENDING, Ordering::Relaxed);
                 w.kick.store(false, Ordering::Relaxed);
@@ -345,6 +406,14 @@ fn send_some(reg: &Arc<SendReg>) -> Step {
                 };
                 sock::send_nowait(&w.file, SendFrom::Pages(pages, zc), sent)
             }
+            Payload::File { file, start } => {
+                let mut pos = *start + sent as i64;
+                match splice::sendfile_nowait(&w.file, file, &mut pos, w.len - sent) {
+                    // The end of the file: done with what was sent.
+                    Ok(0) => break Ok(()),
+                    other => other,
+                }
+            }
         };
         match result {
             Ok(n) => {
@@ -377,6 +446,8 @@ fn finish(reg: &SendReg) -> Option<bool> {
     let mut payload = reg.watch.payload.lock();
     match payload.as_mut() {
         Some(Payload::Copied(_)) => Some(true),
+        // Page-cache pages are sent by reference and need no notification.
+        Some(Payload::File { .. }) => Some(false),
         Some(Payload::Pinned { zc, .. }) => {
             let zc = zc.take();
             drop(payload);
