@@ -185,14 +185,15 @@ fn storage_detach(reg: &NaioReg) {
     });
 }
 
-/// Registers a new network AIO request (`ONESHOT`, interest `event`) on `queue`, with `attach`
-/// putting it on its socket's storage. Returns its id.
+/// Registers a new network AIO request (`ONESHOT`, interest `event`) on `queue`. `arm` runs
+/// once the request can no longer fail to be registered (with the queue's registrations locked)
+/// and puts it on its socket's storage. Returns its id and the request.
 pub(super) fn submit<S: Source>(
     queue: &Arc<Queue>,
     event: u32,
     watch: impl PinInit<S, Error>,
-    attach: impl FnOnce(&storage::Attached, &Arc<Registration<S>>) -> Result,
-) -> Result<i64> {
+    arm: impl FnOnce(&Arc<Registration<S>>) -> Result,
+) -> Result<(i64, Arc<Registration<S>>)> {
     let id = next_id();
     let req = Ukevent {
         id,
@@ -205,12 +206,14 @@ pub(super) fn submit<S: Source>(
     if regs.dead {
         return Err(EBADF);
     }
+    let mut made = None;
     ctl::register::<S>(queue, &mut regs, &req, watch, |reg| {
-        storage::with_lock(|locked| attach(locked, reg))??;
+        arm(reg)?;
+        made = Some(reg.clone());
         Ok(None)
     })?;
-    // Ids count up from 1 and stay far below `i64::MAX`.
-    Ok(id as i64)
+    // Ids count up from 1 and stay far below `i64::MAX`; `made` is set when `register` succeeds.
+    Ok((id as i64, made.ok_or(EINVAL)?))
 }
 
 /// Takes request `reg` off the list `which` of the socket storage behind `slot` if `attached`
@@ -267,10 +270,12 @@ pub(crate) fn recv(
         links <- ListLinks::new(),
         tracker <- AtomicTracker::new(),
     }? Error);
-    let id = submit(queue, uapi::SOCKET_RECV, watch, |locked, reg| {
-        SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.receives)?;
-        reg.watch.attached.store(true, Ordering::Relaxed);
-        Ok(())
+    let (id, _) = submit(queue, uapi::SOCKET_RECV, watch, |reg| {
+        storage::with_lock(|locked| {
+            SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.receives)?;
+            reg.watch.attached.store(true, Ordering::Relaxed);
+            Ok(())
+        })?
     })?;
     // Take what is queued already; `release_sock` then runs the hook for what arrived meanwhile.
     let mut guard = sk.lock();

@@ -47,6 +47,7 @@ use crate::{
     ctl::Outcome,
     queue::{Queue, Registrations},
     registration::{Registration, Report},
+    storage,
 };
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use kernel::{
@@ -301,14 +302,61 @@ fn submit(
         links <- ListLinks::new(),
         tracker <- AtomicTracker::new(),
     }? Error);
-    let id = naio::submit(queue, event, watch, |locked, reg| {
-        SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.sends)?;
-        reg.watch.attached.store(true, Ordering::Relaxed);
-        Ok(())
+    let (id, reg) = naio::submit(queue, event, watch, |reg| {
+        if send_at_once(sk, reg) {
+            // Done already: it never waits on the socket.
+            return Ok(());
+        }
+        storage::with_lock(|locked| {
+            SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.sends)?;
+            reg.watch.attached.store(true, Ordering::Relaxed);
+            Ok(())
+        })?
     })?;
-    // Send what the socket takes now; the rest continues from its write-space hook.
-    push(&sk.slot(), true);
+    if reg.watch.state.load(Ordering::Relaxed) == DONE {
+        report(reg.as_arc_borrow(), true);
+    } else {
+        // Send what the socket takes now; the rest continues from its write-space hook.
+        push(&sk.slot(), true);
+    }
     Ok(id)
+}
+
+/// The fast path of a small (copied) send on a socket with no send pending: sends what the
+/// socket takes at once, before the request waits on the socket. Returns true if the request is
+/// finished (all sent, or failed; its state is then `DONE`). Runs when its registration can no
+/// longer fail, so that no byte leaves for a request the caller is told failed.
+fn send_at_once(sk: &Sock, reg: &SendReg) -> bool {
+    let w = &reg.watch;
+    let payload = w.payload.lock();
+    let Some(Payload::Copied(bytes)) = payload.as_ref() else {
+        return false;
+    };
+    let idle = SocketStorage::with_current(&sk.slot(), |s| s.with(|l| l.sends.is_empty()));
+    if idle == Some(false) {
+        // Behind pending sends: in order, through the list.
+        return false;
+    }
+    let mut sent = 0;
+    let finished = loop {
+        match sock::send_nowait::<SendReg>(&w.file, SendFrom::Kernel(bytes), sent) {
+            Ok(n) => {
+                sent += n;
+                if sent >= w.len {
+                    break Some(0);
+                }
+            }
+            Err(e) if e.to_errno() == EAGAIN.to_errno() => break None,
+            Err(e) => break Some(e.to_errno()),
+        }
+    };
+    w.sent.store(sent, Ordering::Relaxed);
+    let Some(error) = finished else {
+        return false;
+    };
+    w.error.store(error, Ordering::Relaxed);
+    w.state.store(DONE, Ordering::Relaxed);
+    true
 }
 
 /// What one turn of sending did.

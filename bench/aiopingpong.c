@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * TCP ping-pong through asynchronous calls: N loopback TCP connections, one
+ * 64-byte message in flight on each. The loop receives the message on one
+ * end of a connection and sends it back into the other end, which makes the
+ * first end readable again. Measures messages handled per second:
+ *
+ *   kevent-aio               one aio_recv() pending per connection; on its
+ *                            completion (read from the ring) the message is
+ *                            sent with aio_send() and a new aio_recv() is
+ *                            submitted; the send's completion is harvested
+ *                            too
+ *   kevent-aio_recv+send     the same, sending with send()
+ *   epoll-ET                 recv() on each readable end (one message in
+ *                            flight: it empties the socket), send()
+ *   io_uring                 one IORING_OP_RECV pending per connection; on
+ *                            its CQE an IORING_OP_SEND and a new RECV are
+ *                            queued, submitted in one io_uring_submit_and_wait()
+ *
+ *	aiopingpong [REPEATS] [MILLISECONDS] [N...]	defaults: 3, 500, N = 1 64
+ *
+ * Every message is checked (it names its connection), and each connection
+ * carries exactly one message throughout.
+ */
+#include <fcntl.h>
+#include <liburing.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+
+#include <kevent_syscalls.h>
+
+#include "bench.h"
+
+#define MSG 64
+#define RING 4096
+
+struct conns {
+	int n;
+	int *rd, *wr;
+	unsigned char (*buf)[MSG];
+	long handled;
+};
+
+static void conns_open(struct conns *c, int n)
+{
+	int one = 1;
+
+	c->n = n;
+	c->rd = calloc(n, sizeof(int));
+	c->wr = calloc(n, sizeof(int));
+	c->buf = calloc(n, MSG);
+	c->handled = 0;
+	for (int i = 0; i < n; i++) {
+		loopback_tcp(&c->wr[i], &c->rd[i]);
+		setsockopt(c->wr[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(c->rd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		memset(c->buf[i], 0, MSG);
+		memcpy(c->buf[i], &i, sizeof(i));
+		check(send(c->wr[i], c->buf[i], MSG, 0) == MSG, "first message");
+	}
+}
+
+static void conns_close(struct conns *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		close(c->rd[i]);
+		close(c->wr[i]);
+	}
+	free(c->rd);
+	free(c->wr);
+	free(c->buf);
+}
+
+/* The message received on connection @i must name it. */
+static void check_msg(const struct conns *c, int i, long len)
+{
+	int who;
+
+	check(len == MSG, "a whole message");
+	memcpy(&who, c->buf[i], sizeof(who));
+	check(who == i, "message names its connection");
+}
+
+static void run_epoll(struct conns *c, uint64_t end)
+{
+	struct epoll_event ev[64];
+	int ep = epoll_create1(0);
+
+	for (int i = 0; i < c->n; i++) {
+		struct epoll_event e = { .events = EPOLLIN | EPOLLET, .data.u32 = i };
+
+		fcntl(c->rd[i], F_SETFL, O_NONBLOCK);
+		check(epoll_ctl(ep, EPOLL_CTL_ADD, c->rd[i], &e) == 0, "epoll_ctl");
+	}
+	while (now_ns() < end) {
+		int n = epoll_wait(ep, ev, 64, 100);
+
+		for (int k = 0; k < n; k++) {
+			int i = ev[k].data.u32;
+			long r;
+
+			/*
+			 * One message in flight per connection: after it is taken the
+			 * socket is empty, and sending it back makes the next edge.
+			 */
+			r = recv(c->rd[i], c->buf[i], MSG, 0);
+			if (r < 0 && errno == EAGAIN)
+				continue;
+			check_msg(c, i, r);
+			check(send(c->wr[i], c->buf[i], MSG, 0) == MSG, "send");
+			c->handled++;
+		}
+	}
+	close(ep);
+}
+
+/* Request id to connection: open addressing, ids are unique and never 0. */
+struct idmap {
+	unsigned int mask;
+	long *id;
+	int *conn;
+};
+
+static void idmap_init(struct idmap *m, int n)
+{
+	unsigned int size = 16;
+
+	while (size < 4u * n)
+		size <<= 1;
+	m->mask = size - 1;
+	m->id = calloc(size, sizeof(long));
+	m->conn = calloc(size, sizeof(int));
+}
+
+static void idmap_put(struct idmap *m, long id, int conn)
+{
+	unsigned int h = (unsigned int)id * 2654435761u & m->mask;
+
+	while (m->id[h])
+		h = (h + 1) & m->mask;
+	m->id[h] = id;
+	m->conn[h] = conn;
+}
+
+/* Removes @id and returns its connection, -1 if absent (backward-shift delete). */
+static int idmap_take(struct idmap *m, long id)
+{
+	unsigned int h = (unsigned int)id * 2654435761u & m->mask, j;
+	int conn;
+
+	while (m->id[h] != id) {
+		if (!m->id[h])
+			return -1;
+		h = (h + 1) & m->mask;
+	}
+	conn = m->conn[h];
+	m->id[h] = 0;
+	for (j = (h + 1) & m->mask; m->id[j]; j = (j + 1) & m->mask) {
+		unsigned int home = (unsigned int)m->id[j] * 2654435761u & m->mask;
+
+		/* Move back entries whose probe path crosses the hole. */
+		if (((j - home) & m->mask) >= ((j - h) & m->mask)) {
+			m->id[h] = m->id[j];
+			m->conn[h] = m->conn[j];
+			m->id[j] = 0;
+			h = j;
+		}
+	}
+	return conn;
+}
+
+/* kevent: completions from the ring; @aio_send sends with aio_send(), else send(). */
+static void run_kevent(struct conns *c, uint64_t end, int aio_send_too)
+{
+	int q = kevent_init(RING, 0);
+	size_t rlen = (KEVENT_RING_BYTES(RING) + 4095) & ~4095ul;
+	struct kevent_ring *ring = mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, q, 0);
+	struct idmap map;
+	unsigned int uidx = 0;
+
+	if (q < 0 || ring == MAP_FAILED)
+		die("kevent ring");
+	idmap_init(&map, c->n);
+	for (int i = 0; i < c->n; i++) {
+		long id = aio_recv(q, c->rd[i], c->buf[i], MSG, MSG_WAITALL);
+
+		check(id > 0, "aio_recv");
+		idmap_put(&map, id, i);
+	}
+	while (now_ns() < end) {
+		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
+		struct kevent_wait_arg wa = { .timeout = { 0, 100000000 },
+					      .flags = KEVENT_WAIT_TIMEOUT };
+
+		if (kidx == uidx) {
+			check(kevent_wait(q, 0, uidx, &wa) >= 0 || errno == ETIME ||
+			      errno == ETIMEDOUT, "kevent_wait");
+			continue;
+		}
+		for (; uidx != kidx; uidx++) {
+			const struct ukevent *e = &ring->event[uidx & (RING - 1)];
+			long id;
+			int i;
+
+			check(e->ret_data[1] == 0, "aio result");
+			if (e->event == KEVENT_SOCKET_SEND)
+				continue;	/* an aio_send() completed */
+			i = idmap_take(&map, (long)e->id.raw_u64);
+			check(i >= 0, "completion of a pending receive");
+			check_msg(c, i, e->ret_data[0]);
+			if (aio_send_too)
+				check(aio_send(q, c->wr[i], c->buf[i], MSG, 0) > 0, "aio_send");
+			else
+				check(send(c->wr[i], c->buf[i], MSG, 0) == MSG, "send");
+			id = aio_recv(q, c->rd[i], c->buf[i], MSG, MSG_WAITALL);
+			check(id > 0, "aio_recv");
+			idmap_put(&map, id, i);
+			c->handled++;
+		}
+		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+	}
+	munmap(ring, rlen);
+	close(q);
+	free(map.id);
+	free(map.conn);
+}
+
+static void uring_recv(struct io_uring *ring, struct conns *c, int i)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	io_uring_prep_recv(sqe, c->rd[i], c->buf[i], MSG, MSG_WAITALL);
+	sqe->user_data = (uint64_t)i << 1;
+}
+
+static void run_uring(struct conns *c, uint64_t end)
+{
+	struct io_uring ring;
+
+	check(io_uring_queue_init(2 * c->n + 8 < 64 ? 64 : 2 * c->n + 8, &ring, 0) == 0,
+	      "io_uring_queue_init");
+	for (int i = 0; i < c->n; i++)
+		uring_recv(&ring, c, i);
+	while (now_ns() < end) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, seen = 0;
+
+		check(io_uring_submit_and_wait(&ring, 1) >= 0, "io_uring_submit_and_wait");
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			int i = cqe->user_data >> 1;
+
+			seen++;
+			check(cqe->res == MSG, "io_uring result");
+			if (cqe->user_data & 1)
+				continue;	/* a send completed */
+			check_msg(c, i, cqe->res);
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+			io_uring_prep_send(sqe, c->wr[i], c->buf[i], MSG, 0);
+			sqe->user_data = (uint64_t)i << 1 | 1;
+			uring_recv(&ring, c, i);
+			c->handled++;
+		}
+		io_uring_cq_advance(&ring, seen);
+	}
+	io_uring_queue_exit(&ring);
+}
+
+int main(int argc, char **argv)
+{
+	int repeats = argc > 1 ? atoi(argv[1]) : 3, ms = argc > 2 ? atoi(argv[2]) : 500;
+	int def[] = { 1, 64 }, nn;
+	int *ns = int_args(argc, argv, 3, def, 2, &nn);
+	static const char *const names[] = { "kevent-aio", "kevent-aio_recv+send", "epoll-ET",
+					     "io_uring" };
+
+	raise_nofile();
+	printf("aiopingpong: %d repeats of %d ms per mechanism, 64-byte messages over TCP\n",
+	       repeats, ms);
+	for (int rep = 0; rep < repeats; rep++) {
+		for (int k = 0; k < nn; k++) {
+			for (int m = 0; m < 4; m++) {
+				struct conns c;
+				char cs[32];
+				uint64_t t0, end;
+
+				conns_open(&c, ns[k]);
+				t0 = now_ns();
+				end = t0 + (uint64_t)ms * 1000000;
+				switch (m) {
+				case 0: run_kevent(&c, end, 1); break;
+				case 1: run_kevent(&c, end, 0); break;
+				case 2: run_epoll(&c, end); break;
+				default: run_uring(&c, end); break;
+				}
+				double secs = (now_ns() - t0) / 1e9;
+
+				snprintf(cs, sizeof(cs), "tcp-N=%d", ns[k]);
+				emit("aiopingpong", cs, names[m], "msgs_per_s", c.handled / secs);
+				conns_close(&c);
+			}
+		}
+	}
+	return 0;
+}
