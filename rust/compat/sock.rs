@@ -134,6 +134,16 @@ impl Sock {
         unsafe { read_volatile(&(*self.as_ptr()).sk_shutdown) & RCV_SHUTDOWN != 0 }
     }
 
+    /// Bytes of in-order data queued for reading (TCP).
+    pub(crate) fn readable_bytes(&self) -> usize {
+        if !self.is_tcp() {
+            return 0;
+        }
+        // SAFETY: The socket is a valid TCP socket; `tcp_inq` only reads sequence numbers.
+        let inq = unsafe { bindings::tcp_inq(self.as_ptr()) };
+        usize::try_from(inq).unwrap_or(0)
+    }
+
     /// Whether the receive queue is empty.
     pub(crate) fn receive_queue_empty(&self) -> bool {
         // SAFETY: The socket is valid (type invariant); read as `skb_queue_empty_lockless`.
@@ -214,9 +224,7 @@ impl Sock {
             return unsafe { read_volatile(&(*self.as_ptr()).sk_ack_backlog) };
         }
         if self.is_tcp() {
-            // SAFETY: The socket is a valid TCP socket; `tcp_inq` only reads sequence numbers.
-            let inq = unsafe { bindings::tcp_inq(self.as_ptr()) };
-            return u32::try_from(inq).unwrap_or(0);
+            return u32::try_from(self.readable_bytes()).unwrap_or(u32::MAX);
         }
         // SAFETY: The socket is valid (type invariant); read as `skb_queue_len_lockless`.
         let queued = unsafe { read_volatile(&(*self.as_ptr()).sk_receive_queue.qlen) };
@@ -324,6 +332,43 @@ pub(crate) fn send_nowait<T: ZeroCopyOwner>(
     }
     if ret == 0 {
         return Err(EAGAIN);
+    }
+    Ok(ret as usize)
+}
+
+/// Receives into the user buffer of `len` bytes at `buf` from the socket behind `file` without
+/// blocking, like `recv(MSG_DONTWAIT)` (with `MSG_WAITALL` if `wait_all`). Returns the bytes
+/// received (0 at the end of the stream), `EAGAIN` when nothing is queued, `EFAULT` (nothing
+/// taken from the socket) or the socket's error. Process context of the buffer's owner.
+pub(crate) fn recv_nowait(file: &File, buf: usize, len: usize, wait_all: bool) -> Result<usize> {
+    // SAFETY: `file` is valid; `sock_from_file` checks its type.
+    let socket = unsafe { bindings::sock_from_file(file.as_ptr()) };
+    if socket.is_null() {
+        return Err(errno::enotsock());
+    }
+    // SAFETY: All-zero is an empty message.
+    let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+    // SAFETY: `import_ubuf` checks that the range is user memory and describes it in the
+    // iterator, which is only written through (copies that may fault, `ITER_DEST`).
+    let ret = unsafe {
+        bindings::import_ubuf(
+            bindings::ITER_DEST as i32,
+            buf as *mut core::ffi::c_void,
+            len,
+            &mut msg.msg_iter,
+        )
+    };
+    if ret < 0 {
+        return Err(Error::from_errno(ret));
+    }
+    let mut flags = bindings::MSG_DONTWAIT;
+    if wait_all {
+        flags |= bindings::MSG_WAITALL;
+    }
+    // SAFETY: `socket` belongs to `file`, which the caller keeps open; `msg` is complete.
+    let ret = unsafe { bindings::sock_recvmsg(socket, &mut msg, flags as i32) };
+    if ret < 0 {
+        return Err(Error::from_errno(ret));
     }
     Ok(ret as usize)
 }

@@ -33,7 +33,7 @@ use crate::{
         file::{FileRef, OwnedFile},
         pinned::PinnedPages,
         slot::Slot,
-        sock::{Sock, SockCell, SockLocked, SK_READABLE, SK_WRITABLE},
+        sock::{self, Sock, SockCell, SockLocked, SK_READABLE, SK_WRITABLE},
         uapi::{self, Ukevent},
     },
     ctl::{self, Outcome},
@@ -251,8 +251,8 @@ pub(crate) fn recv(
     if sk.cannot_receive() {
         return Err(errno::enotconn());
     }
-    let pages = PinnedPages::pin_for_write(buf, len)?;
-    let progress = Progress { buf: Some(pages) };
+    let wait_all = flags & MSG_WAITALL != 0;
+    let progress = Progress { buf: None };
     let (owned, slot, progress) = (
         OwnedFile::new(&file),
         sk.slot(),
@@ -262,7 +262,7 @@ pub(crate) fn recv(
         file: owned,
         sock: slot,
         len,
-        wait_all: flags & MSG_WAITALL != 0,
+        wait_all,
         attached: AtomicBool::new(false),
         state: AtomicU8::new(PENDING),
         done: AtomicUsize::new(0),
@@ -270,18 +270,70 @@ pub(crate) fn recv(
         links <- ListLinks::new(),
         tracker <- AtomicTracker::new(),
     }? Error);
-    let (id, _) = submit(queue, uapi::SOCKET_RECV, watch, |reg| {
-        storage::with_lock(|locked| {
-            SocketStorage::attach(locked, &reg.watch.sock, reg, |l| &mut l.receives)?;
-            reg.watch.attached.store(true, Ordering::Relaxed);
-            Ok(())
-        })?
+    let mut at_once = None;
+    let (id, reg) = submit(queue, uapi::SOCKET_RECV, watch, |reg| {
+        at_once = arm_receive(sk, reg, buf)?;
+        Ok(())
     })?;
+    if let Some((bytes, error)) = at_once {
+        post(reg.as_arc_borrow(), bytes, error);
+        return Ok(id);
+    }
     // Take what is queued already; `release_sock` then runs the hook for what arrived meanwhile.
     let mut guard = sk.lock();
     SocketStorage::with_current(&sk.slot(), |storage| fill(sk, &mut guard, storage));
     drop(guard);
     Ok(id)
+}
+
+/// Arms a new receive (its registration can no longer fail, so no byte is taken for a request
+/// the caller is told failed). When data are queued and no other receive waits, it takes them at
+/// once with a plain non-blocking receive into the caller's buffer, without pinning it: if that
+/// completes the request, returns its result (bytes, error) for the caller to post. Otherwise it
+/// pins the buffer and attaches the request to the socket.
+fn arm_receive(sk: &Sock, reg: &Arc<NaioReg>, buf: UserPtr) -> Result<Option<(usize, i32)>> {
+    let w = &reg.watch;
+    let mut done = 0;
+    let idle = SocketStorage::with_current(&w.sock, |s| s.with(|l| l.receives.is_empty()));
+    let enough = !w.wait_all || sk.readable_bytes() >= w.len;
+    if idle != Some(false) && !sk.receive_queue_empty() && enough {
+        match sock::recv_nowait(&w.file, buf, w.len, w.wait_all) {
+            Ok(n) if !w.wait_all || n == w.len || n == 0 => {
+                w.state.store(DONE, Ordering::Relaxed);
+                return Ok(Some((n, 0)));
+            }
+            // Part of a `MSG_WAITALL` request: the rest comes through the pinned buffer.
+            Ok(n) => done = n,
+            Err(e) if e.to_errno() == EAGAIN.to_errno() => {}
+            // Nothing was taken: the caller gets the error.
+            Err(e) if e.to_errno() == EFAULT.to_errno() => return Err(e),
+            Err(e) => {
+                w.state.store(DONE, Ordering::Relaxed);
+                return Ok(Some((0, e.to_errno())));
+            }
+        }
+    }
+    let pages = match PinnedPages::pin_for_write(buf, w.len) {
+        Ok(pages) => pages,
+        // Bytes were taken: they are the request's, with the error.
+        Err(e) if done > 0 => {
+            w.state.store(DONE, Ordering::Relaxed);
+            return Ok(Some((done, e.to_errno())));
+        }
+        Err(e) => return Err(e),
+    };
+    w.done.store(done, Ordering::Relaxed);
+    {
+        let mut guard = sk.lock();
+        if let Some(progress) = w.progress.get_mut(&mut guard) {
+            progress.buf = Some(pages);
+        }
+    }
+    storage::with_lock(|locked| {
+        SocketStorage::attach(locked, &w.sock, reg, |l| &mut l.receives)?;
+        w.attached.store(true, Ordering::Relaxed);
+        Ok(None)
+    })?
 }
 
 /// Moves queued data into the pending receives of `sk`, in order, and completes those that are
