@@ -1170,13 +1170,14 @@ struct slot {
  * request not yet completed, and the requests, taken in that order, must
  * hold the stream exactly.
  */
-TEST_F_TIMEOUT(naio, stream_exact, 90)
+static void stream(struct __test_metadata *_metadata, FIXTURE_DATA(naio) *self,
+		   uint64_t total, size_t recv_max, int seconds)
 {
-	struct writer w = { .fd = self->s[0], .total = STREAM_BYTES, .seed = 0x5eed0001 };
+	struct writer w = { .fd = self->s[0], .total = total, .seed = 0x5eed0001 };
 	struct slot slot[STREAM_SLOTS];
 	int fifo[STREAM_SLOTS], head = 0, pending = 0;
 	uint64_t s = 0x5eed0002, off = 0, requests = 0;
-	uint64_t deadline = now_ns() + 45ull * 1000000000ull;
+	uint64_t deadline = now_ns() + (uint64_t)seconds * 1000000000ull;
 	long base = pins_settled(), last_id = 0;
 	struct ukevent out[8];
 	bool eof = false;
@@ -1184,7 +1185,7 @@ TEST_F_TIMEOUT(naio, stream_exact, 90)
 
 	ASSERT_NE(LONG_MIN, base) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
 	for (int i = 0; i < STREAM_SLOTS; i++) {
-		slot[i].buf = malloc(RECV_MAX);
+		slot[i].buf = malloc(recv_max);
 		ASSERT_NE(NULL, slot[i].buf);
 		slot[i].id = 0;
 	}
@@ -1201,7 +1202,7 @@ TEST_F_TIMEOUT(naio, stream_exact, 90)
 			while (slot[i].id)
 				i++;
 			sl = &slot[i];
-			sl->len = r & 3 ? 1 + (r >> 8) % RECV_MAX : 1 + (r >> 8) % 64;
+			sl->len = r & 3 ? 1 + (r >> 8) % recv_max : 1 + (r >> 8) % 64;
 			sl->waitall = !((r >> 40) & 3);
 			sl->done = false;
 			sl->got = 0;
@@ -1215,7 +1216,7 @@ TEST_F_TIMEOUT(naio, stream_exact, 90)
 		}
 		n = harvest(self->q, 1, 8, out, 5000);
 		ASSERT_LT(0, n) TH_LOG("stalled at byte %llu of %llu (%d pending, writer at %llu)",
-				       (unsigned long long)off, STREAM_BYTES, pending,
+				       (unsigned long long)off, (unsigned long long)total, pending,
 				       (unsigned long long)w.sent);
 		for (int j = 0; j < n; j++) {
 			struct slot *sl = NULL;
@@ -1246,10 +1247,10 @@ TEST_F_TIMEOUT(naio, stream_exact, 90)
 				eof = true;
 			} else if (sl->waitall && sl->got < sl->len) {
 				/* Short only at the end of the stream. */
-				ASSERT_EQ(STREAM_BYTES, off + sl->got);
+				ASSERT_EQ(total, off + sl->got);
 			}
 			off += sl->got;
-			ASSERT_GE(STREAM_BYTES, off);
+			ASSERT_GE(total, off);
 			sl->id = 0;
 			head = (head + 1) % STREAM_SLOTS;
 			pending--;
@@ -1258,15 +1259,29 @@ TEST_F_TIMEOUT(naio, stream_exact, 90)
 						     (unsigned long long)off,
 						     (unsigned long long)requests);
 	}
-	EXPECT_EQ(STREAM_BYTES, off);
+	EXPECT_EQ(total, off);
 	ASSERT_EQ(0, pthread_join(t, NULL));
 	EXPECT_EQ(0, w.err);
-	EXPECT_EQ(STREAM_BYTES, w.sent);
+	EXPECT_EQ(total, w.sent);
 	EXPECT_EQ(0, harvest(self->q, 1, 8, out, QUIET_MS));
 	closefd(&self->q);
 	EXPECT_EQ(base, pins_back_to(base));
 	for (int i = 0; i < STREAM_SLOTS; i++)
 		free(slot[i].buf);
+}
+
+TEST_F_TIMEOUT(naio, stream_exact, 90)
+{
+	stream(_metadata, self, STREAM_BYTES, RECV_MAX, 45);
+}
+
+/*
+ * A gibibyte, in requests of up to a mebibyte: long enough for the receive
+ * buffer autotuning, window updates and memory accounting of a real stream.
+ */
+TEST_F_TIMEOUT(naio, stream_1gib, 600)
+{
+	stream(_metadata, self, 1ull << 30, 1 << 20, 540);
 }
 
 TEST_HARNESS_MAIN
