@@ -1278,10 +1278,18 @@ TEST_F_TIMEOUT(naio, stream_exact, 90)
 /*
  * A gibibyte, in requests of up to a mebibyte: long enough for the receive
  * buffer autotuning, window updates and memory accounting of a real stream.
+ * Once (over IPv4); a quarter of it on the debug kernel (lockdep, KASAN),
+ * which moves data about ten times slower.
  */
 TEST_F_TIMEOUT(naio, stream_1gib, 600)
 {
-	stream(_metadata, self, 1ull << 30, 1 << 20, 540);
+	bool debug = access("/proc/lockdep", F_OK) == 0;
+
+	if (variant->family != AF_INET)
+		SKIP(return, "the gibibyte stream runs once, over IPv4");
+	if (debug)
+		TH_LOG("debug kernel: 256 MiB instead of 1 GiB");
+	stream(_metadata, self, debug ? 256ull << 20 : 1ull << 30, 1 << 20, 540);
 }
 
 TEST_HARNESS_MAIN
