@@ -35,30 +35,9 @@
 #include <kevent_syscalls.h>
 
 #include "bench.h"
+#include "stream.h"
 
-#define CHUNK (64 * 1024)
 #define INFLIGHT 4
-
-/*
- * The stream's bytes: byte i is pattern[i % PERIOD]; the table holds one more
- * chunk, so any chunk of the stream is one contiguous piece of it (sent from
- * it and compared with it by memcmp, so checking costs every mechanism little
- * and the same).
- */
-#define PERIOD 65521
-static unsigned char pattern[PERIOD + CHUNK];
-
-static void make_pattern(void)
-{
-	for (size_t i = 0; i < sizeof(pattern); i++)
-		pattern[i] = (unsigned char)((i % PERIOD) * 131 + (i % PERIOD) / 251);
-}
-
-struct stream {
-	int rx, tx;
-	uint64_t total;		/* bytes to send and receive */
-	uint64_t got;		/* received and checked so far */
-};
 
 static void *sender(void *arg)
 {

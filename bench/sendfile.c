@@ -32,34 +32,9 @@
 #include <kevent_syscalls.h>
 
 #include "bench.h"
+#include "stream.h"
 
-#define CHUNK (64 * 1024)
 #define INFLIGHT 4
-#define PERIOD 65521
-
-static unsigned char pattern[PERIOD + CHUNK];
-
-struct stream {
-	int tx, rx, file;
-	uint64_t total;
-	uint64_t got;
-};
-
-static void *receiver(void *arg)
-{
-	struct stream *s = arg;
-	unsigned char *buf = malloc(CHUNK);
-
-	while (s->got < s->total) {
-		ssize_t n = recv(s->rx, buf, CHUNK, 0);
-
-		check(n > 0, "recv");
-		check(!memcmp(buf, pattern + s->got % PERIOD, n), "received bytes");
-		s->got += n;
-	}
-	free(buf);
-	return NULL;
-}
 
 /* The file: the stream's bytes, @total of them. */
 static int make_file(uint64_t total)
@@ -209,8 +184,7 @@ int main(int argc, char **argv)
 					     "io_uring-splice", "sendfile" };
 	int file;
 
-	for (size_t i = 0; i < sizeof(pattern); i++)
-		pattern[i] = (unsigned char)((i % PERIOD) * 131 + (i % PERIOD) / 251);
+	make_pattern();
 	file = make_file(mib << 20);
 	printf("sendfile: %d repeats of %llu MiB per mechanism over TCP loopback\n", repeats,
 	       (unsigned long long)mib);
@@ -222,7 +196,7 @@ int main(int argc, char **argv)
 
 			loopback_tcp(&s.tx, &s.rx);
 			t0 = now_ns();
-			check(pthread_create(&t, NULL, receiver, &s) == 0, "receiver thread");
+			check(pthread_create(&t, NULL, checking_receiver, &s) == 0, "receiver thread");
 			switch (m) {
 			case 0: run_kevent(&s); break;
 			case 1: run_epoll(&s); break;

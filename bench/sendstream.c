@@ -50,43 +50,11 @@
 #include <kevent_syscalls.h>
 
 #include "bench.h"
+#include "stream.h"
 
-#define CHUNK (64 * 1024)
 #define DGRAM 64000
 #define TCP_INFLIGHT 4
 #define UDP_INFLIGHT 8
-
-/* Byte i of a stream is pattern[i % PERIOD]; a chunk of it is contiguous here. */
-#define PERIOD 65521
-static unsigned char pattern[PERIOD + CHUNK];
-
-static void make_pattern(void)
-{
-	for (size_t i = 0; i < sizeof(pattern); i++)
-		pattern[i] = (unsigned char)((i % PERIOD) * 131 + (i % PERIOD) / 251);
-}
-
-struct stream {
-	int tx, rx;
-	uint64_t total;
-	uint64_t got;	/* received and checked (TCP) */
-};
-
-static void *receiver(void *arg)
-{
-	struct stream *s = arg;
-	unsigned char *buf = malloc(CHUNK);
-
-	while (s->got < s->total) {
-		ssize_t n = recv(s->rx, buf, CHUNK, 0);
-
-		check(n > 0, "recv");
-		check(!memcmp(buf, pattern + s->got % PERIOD, n), "received bytes");
-		s->got += n;
-	}
-	free(buf);
-	return NULL;
-}
 
 static void open_tcp(struct stream *s, uint64_t total)
 {
@@ -330,7 +298,7 @@ int main(int argc, char **argv)
 
 			open_tcp(&s, mib << 20);
 			t0 = now_ns();
-			check(pthread_create(&t, NULL, receiver, &s) == 0, "receiver thread");
+			check(pthread_create(&t, NULL, checking_receiver, &s) == 0, "receiver thread");
 			switch (m) {
 			case 0: run_kevent(&s, CHUNK, TCP_INFLIGHT, 1); break;
 			case 1: run_epoll(&s); break;

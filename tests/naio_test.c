@@ -31,69 +31,13 @@
 
 #include "kselftest_harness.h"
 #include "kevent_test.h"
+#include "naio_common.h"
 
 /* Socket calls block for at most this long, so that no test hangs in one. */
 #define SOCK_TIMEOUT_S	5
 /* How long an expected event may take; and how long "no event" is watched. */
 #define EVENT_MS	3000
 #define QUIET_MS	200
-
-/* Byte @i of every test stream. */
-static inline unsigned char pat(uint64_t i)
-{
-	return (unsigned char)(i * 131 + 7);
-}
-
-static void fill_pat(void *buf, uint64_t off, size_t len)
-{
-	unsigned char *p = buf;
-
-	for (size_t i = 0; i < len; i++)
-		p[i] = pat(off + i);
-}
-
-/* Index of the first byte of @buf that is not stream byte @off + index, or @len. */
-static size_t pat_mismatch(const void *buf, uint64_t off, size_t len)
-{
-	const unsigned char *p = buf;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (p[i] != pat(off + i))
-			break;
-	return i;
-}
-
-static bool all_bytes(const void *buf, unsigned char c, size_t len)
-{
-	const unsigned char *p = buf;
-
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != c)
-			return false;
-	return true;
-}
-
-static void closefd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static size_t page_size(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
-/* xorshift64*: deterministic, so that a failure can be replayed. */
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ull;
-}
 
 /*
  * A connected TCP pair over loopback (v4 or v6): fds[0] is the peer (the
@@ -135,45 +79,6 @@ out:
 	return ret;
 }
 
-/* Whether @fd reports one of @events within @ms. */
-static bool wait_for(int fd, short events, int ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	return poll(&p, 1, ms) == 1 && (p.revents & events);
-}
-
-/* Harvests until @n events arrived or @ms passed; returns how many (-1: error). */
-static int collect(int q, struct ukevent *out, int n, int ms)
-{
-	uint64_t end = now_ns() + (uint64_t)ms * 1000000ull;
-	int got = 0;
-
-	while (got < n) {
-		uint64_t now = now_ns();
-		int r;
-
-		if (now >= end)
-			break;
-		r = harvest(q, 1, n - got, out + got, (int)((end - now) / 1000000) + 1);
-		if (r < 0)
-			return -1;
-		got += r;
-	}
-	return got;
-}
-
-/* KEVENT_CTL_REMOVE of request @id: 0, or -errno of a refused entry. */
-static int cancel_req(int q, long id)
-{
-	struct ukevent e = uev(KEVENT_NAIO, (uint64_t)id, 0, 0);
-	int ret = ctl1(q, KEVENT_CTL_REMOVE, &e);
-
-	if (ret == 1 && (e.ret_flags & KEVENT_RET_BROKEN))
-		return (int)e.ret_data[1];
-	return ret;
-}
-
 /* The completion of request @id: @bytes received, @err 0 or -errno. */
 static void check_event(struct __test_metadata *_metadata, const struct ukevent *e, long id,
 			uint32_t bytes, int err)
@@ -185,21 +90,6 @@ static void check_event(struct __test_metadata *_metadata, const struct ukevent 
 	EXPECT_EQ(0u, e->ret_flags);
 	EXPECT_EQ(bytes, e->ret_data[0]);
 	EXPECT_EQ((uint32_t)err, e->ret_data[1]);
-}
-
-/* The pinned count once it stopped moving (releases left by earlier tests are done). */
-static long pins_settled(void)
-{
-	long prev = pins_held(), cur = prev;
-
-	for (int i = 0; i < 100; i++) {
-		usleep(20000);
-		cur = pins_held();
-		if (cur == prev)
-			break;
-		prev = cur;
-	}
-	return cur;
 }
 
 FIXTURE(naio) {
