@@ -12,9 +12,11 @@
  *                          completed piece resubmitted
  *   epoll-ET               send() of 64 KiB until EAGAIN, then epoll_wait()
  *                          for EPOLLOUT (edge triggered)
- *   io_uring-send          4 IORING_OP_SEND of 64 KiB in flight (copying)
- *   io_uring-send_zc       4 IORING_OP_SEND_ZC of 64 KiB in flight; a piece
- *                          is resubmitted after its notification CQE
+ *   io_uring-send          4 linked IORING_OP_SEND of 64 KiB per submission
+ *                          (copying; linked, with MSG_WAITALL, because sends
+ *                          in flight on one stream socket are not ordered)
+ *   io_uring-send_zc       the same with IORING_OP_SEND_ZC; a submission is
+ *                          done when its notification CQEs arrived
  *   send                   blocking send() of 64 KiB (the baseline)
  *
  * Over loopback every zero-copy send is copied anyway (local delivery copies
@@ -24,8 +26,8 @@
  * udp-dummy-64000B: UDP datagrams of 64,000 bytes to an address routed to
  * the dummy netdev dummy0 (MTU 65,535), which transmits by freeing the skb:
  * the pages are never copied, as in io_uring's published SEND_ZC setup.
- * Mechanisms: kevent-aio_send-ring (8 in flight), io_uring-send_zc (8 in
- * flight), io_uring-send (8 in flight), send (blocking, copying). Nothing
+ * Mechanisms: kevent-aio_send-ring (8 in flight), io_uring-send_zc and
+ * io_uring-send (8 per submission, unlinked), send (blocking, copying). Nothing
  * receives; the metric counts datagrams the socket accepted. Skipped with a
  * message when dummy0 does not exist (kernel without CONFIG_DUMMY).
  *
@@ -160,72 +162,53 @@ static void run_kevent(struct stream *s, size_t piece, int inflight, int tcp)
 }
 
 /*
- * io_uring: @inflight sends; with @zc, SEND_ZC, whose piece is resubmitted
- * only after its notification (the buffer is free again then). A short TCP
- * send is continued with the rest of its piece.
+ * io_uring: @inflight sends per submission, waited for together (with SEND_ZC,
+ * their notifications too: the buffer is free again then). On TCP they are
+ * linked and use MSG_WAITALL, so that they leave in order and whole: sends in
+ * flight on one stream socket are not ordered otherwise.
  */
 static void run_uring(struct stream *s, size_t piece, int inflight, int tcp, int zc)
 {
 	struct io_uring ring;
-	uint64_t n = (s->total + piece - 1) / piece, next = 0, done = 0;
-	uint64_t *sent = calloc(n, sizeof(*sent));
-	int busy = 0;	/* requests whose result or notification is still to come */
+	uint64_t n = (s->total + piece - 1) / piece, next = 0;
 
 	if (io_uring_queue_init(64, &ring, 0) < 0)
 		die("io_uring_queue_init");
-	for (;;) {
-		while (busy < inflight && next < n) {
+	while (next < n) {
+		int results = 0, notifs = 0;
+
+		for (int i = 0; i < inflight && next < n; i++, next++) {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			const unsigned char *p = piece_data(next, piece, tcp);
+			size_t len = piece_len(s->total, next, piece);
+			int flags = tcp ? MSG_WAITALL : 0;
 
 			if (zc)
-				io_uring_prep_send_zc(sqe, s->tx, piece_data(next, piece, tcp),
-						      piece_len(s->total, next, piece), 0, 0);
+				io_uring_prep_send_zc(sqe, s->tx, p, len, flags, 0);
 			else
-				io_uring_prep_send(sqe, s->tx, piece_data(next, piece, tcp),
-						   piece_len(s->total, next, piece), 0);
-			sqe->user_data = next++;
-			busy++;
+				io_uring_prep_send(sqe, s->tx, p, len, flags);
+			if (tcp)
+				sqe->flags |= IOSQE_IO_LINK;
+			sqe->user_data = len;
+			results++;
 		}
-		if (done == n && busy == 0)
-			break;
-		struct io_uring_cqe *cqe;
+		check(io_uring_submit(&ring) == results, "io_uring_submit");
+		while (results > 0 || notifs > 0) {
+			struct io_uring_cqe *cqe;
 
-		check(io_uring_submit_and_wait(&ring, 1) >= 0, "io_uring_submit_and_wait");
-		unsigned int head, seen = 0;
-
-		io_uring_for_each_cqe(&ring, head, cqe) {
-			uint64_t k = cqe->user_data;
-
-			seen++;
+			check(io_uring_wait_cqe(&ring, &cqe) == 0, "io_uring_wait_cqe");
 			if (cqe->flags & IORING_CQE_F_NOTIF) {
-				busy--;
-				continue;
+				notifs--;
+			} else {
+				check(cqe->res == (int)cqe->user_data, "io_uring send result");
+				results--;
+				if (cqe->flags & IORING_CQE_F_MORE)
+					notifs++;
 			}
-			/* A request ends here unless its notification is still to come. */
-			if (!zc || !(cqe->flags & IORING_CQE_F_MORE))
-				busy--;
-			check(cqe->res > 0, "io_uring send result");
-			sent[k] += cqe->res;
-			if (sent[k] == piece_len(s->total, k, piece)) {
-				done++;
-				continue;
-			}
-			/* Short send: the rest of the piece, as a new request. */
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-			size_t left = piece_len(s->total, k, piece) - sent[k];
-			const unsigned char *p = piece_data(k, piece, tcp) + sent[k];
-
-			if (zc)
-				io_uring_prep_send_zc(sqe, s->tx, p, left, 0, 0);
-			else
-				io_uring_prep_send(sqe, s->tx, p, left, 0);
-			sqe->user_data = k;
-			busy++;
+			io_uring_cqe_seen(&ring, cqe);
 		}
-		io_uring_cq_advance(&ring, seen);
 	}
 	io_uring_queue_exit(&ring);
-	free(sent);
 }
 
 /* Brings dummy0 up as 10.77.0.1/24 with MTU 65,535; false if there is no dummy0. */

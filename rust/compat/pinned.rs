@@ -44,13 +44,15 @@ impl PinnedPages {
     /// `EINVAL` for an empty or overflowing range, `EFAULT` if a page cannot be pinned (not
     /// mapped, not writable, `PROT_NONE`), `ENOBUFS` beyond `RLIMIT_MEMLOCK`, `ENOMEM`.
     pub(crate) fn pin_for_write(addr: UserPtr, len: usize) -> Result<Self> {
-        Self::pin(addr, len, true)
+        Self::pin(addr, len, true, true)
     }
 
     /// Pins the `len` bytes at user address `addr` for the kernel to read (send) from. Errors
-    /// as [`PinnedPages::pin_for_write`], except that read-only pages can be pinned.
-    pub(crate) fn pin_for_read(addr: UserPtr, len: usize) -> Result<Self> {
-        let mut pinned = Self::pin(addr, len, false)?;
+    /// as [`PinnedPages::pin_for_write`], except that read-only pages can be pinned. `charge`:
+    /// whether to charge them to `RLIMIT_MEMLOCK` (not when something else carries the charge
+    /// for them already).
+    pub(crate) fn pin_for_read(addr: UserPtr, len: usize, charge: bool) -> Result<Self> {
+        let mut pinned = Self::pin(addr, len, false, charge)?;
         let mut segments = KVec::with_capacity(pinned.pages.len(), user_gfp())?;
         let (mut offset, mut left) = (pinned.first_offset, len);
         for &page in pinned.pages.iter() {
@@ -75,7 +77,7 @@ impl PinnedPages {
         (&self.segments, self.len)
     }
 
-    fn pin(addr: UserPtr, len: usize, writable: bool) -> Result<Self> {
+    fn pin(addr: UserPtr, len: usize, writable: bool, charge: bool) -> Result<Self> {
         let end = addr.checked_add(len).ok_or(EFAULT)?;
         if len == 0 {
             return Err(EINVAL);
@@ -86,10 +88,12 @@ impl PinnedPages {
         let mut pages = KVec::with_capacity(nr, user_gfp())?;
         // SAFETY: All-zero is an empty account (no user, no pages).
         let mut account: bindings::ubuf_info_msgzc_mmpin = unsafe { core::mem::zeroed() };
-        // SAFETY: `account` is a valid, empty account of the current user.
-        let ret = unsafe { bindings::mm_account_pinned_pages(&mut account, len) };
-        if ret < 0 {
-            return Err(Error::from_errno(ret));
+        if charge {
+            // SAFETY: `account` is a valid, empty account of the current user.
+            let ret = unsafe { bindings::mm_account_pinned_pages(&mut account, len) };
+            if ret < 0 {
+                return Err(Error::from_errno(ret));
+            }
         }
         let mut flags = bindings::FOLL_LONGTERM;
         if writable {

@@ -260,8 +260,12 @@ pub(crate) enum SendFrom<'a, T: ZeroCopyOwner> {
     /// Kernel memory: the stack copies it.
     Kernel(&'a [u8]),
     /// Pinned user pages: attached to skbs without copying (`MSG_ZEROCOPY`), the notifier
-    /// learning when the stack no longer uses them.
+    /// learning when the stack no longer uses them. The offset counts from the pinned range.
     Pages(&'a PinnedPages, &'a ZeroCopy<T>),
+    /// The calling process's memory, `len` bytes at `addr`: the stack takes references to the
+    /// pages it attaches to skbs (`MSG_ZEROCOPY`, as io_uring's `SEND_ZC` from user memory),
+    /// the notifier learning when it no longer uses them. The caller's context only.
+    User(usize, usize, &'a ZeroCopy<T>),
 }
 
 /// Sends the bytes of `from` after the first `offset` on the socket behind `file`, without
@@ -317,6 +321,26 @@ pub(crate) fn send_nowait<T: ZeroCopyOwner>(
                     len,
                 );
                 bindings::iov_iter_advance(&mut msg.msg_iter, offset);
+            }
+            msg.msg_ubuf = zc.as_ubuf();
+            flags |= bindings::MSG_ZEROCOPY;
+        }
+        SendFrom::User(addr, len, zc) => {
+            let start = addr.checked_add(offset).ok_or(EFAULT)?;
+            let rest = len.checked_sub(offset).ok_or(EINVAL)?;
+            // SAFETY: `import_ubuf` checks that the range is user memory of the caller and
+            // describes it in the iterator; the stack reads it (`ITER_SOURCE`), taking page
+            // references for what it keeps.
+            let ret = unsafe {
+                bindings::import_ubuf(
+                    bindings::ITER_SOURCE as i32,
+                    start as *mut core::ffi::c_void,
+                    rest,
+                    &mut msg.msg_iter,
+                )
+            };
+            if ret < 0 {
+                return Err(Error::from_errno(ret));
             }
             msg.msg_ubuf = zc.as_ubuf();
             flags |= bindings::MSG_ZEROCOPY;

@@ -44,6 +44,9 @@ struct Notifier<T: ZeroCopyOwner> {
     copied: AtomicBool,
     owner: Arc<T>,
     module: *mut bindings::module,
+    /// What the notifier charged to its sender's `RLIMIT_MEMLOCK` (as `MSG_ZEROCOPY` charges
+    /// the pages its skbs hold), given back when it completes.
+    account: bindings::ubuf_info_msgzc_mmpin,
 }
 
 /// The operations table of notifiers owned by `T`.
@@ -73,8 +76,18 @@ unsafe impl<T: ZeroCopyOwner> Sync for ZeroCopy<T> {}
 
 impl<T: ZeroCopyOwner> ZeroCopy<T> {
     /// A notifier for `owner`, holding a reference to `module` (whose code its completion runs)
-    /// until it completes.
-    pub(crate) fn new(owner: Arc<T>, module: &'static ThisModule) -> Result<Self> {
+    /// until it completes, and charging `charge` bytes to the calling user's `RLIMIT_MEMLOCK`
+    /// until then (`ENOBUFS` beyond it; 0 charges nothing).
+    pub(crate) fn new(owner: Arc<T>, module: &'static ThisModule, charge: usize) -> Result<Self> {
+        // SAFETY: All-zero is an empty account (no user, no pages).
+        let mut account: bindings::ubuf_info_msgzc_mmpin = unsafe { core::mem::zeroed() };
+        if charge > 0 {
+            // SAFETY: `account` is a valid, empty account of the current user.
+            let ret = unsafe { bindings::mm_account_pinned_pages(&mut account, charge) };
+            if ret < 0 {
+                return Err(Error::from_errno(ret));
+            }
+        }
         let notifier = KBox::new(
             Notifier {
                 ubuf: bindings::ubuf_info {
@@ -90,9 +103,14 @@ impl<T: ZeroCopyOwner> ZeroCopy<T> {
                 copied: AtomicBool::new(false),
                 owner,
                 module: module.as_ptr(),
+                account,
             },
             GFP_KERNEL,
-        )?;
+        )
+        .inspect_err(|_| {
+            // SAFETY: `account` holds what was charged just above (or nothing), given back once.
+            unsafe { bindings::mm_unaccount_pinned_pages(&mut account) };
+        })?;
         // SAFETY: The module is live (its code is running), so a reference may be taken without
         // checking; it is given back by the completion.
         unsafe { bindings::__module_get(module.as_ptr()) };
@@ -152,7 +170,12 @@ unsafe extern "C" fn complete<T: ZeroCopyOwner>(
     // The counter's release ordering made the other references' stores visible.
     let copied = notifier.copied.load(Ordering::Relaxed) || !notifier.used.load(Ordering::Relaxed);
     let module = notifier.module;
-    let Notifier { owner, .. } = KBox::into_inner(notifier);
+    let Notifier {
+        owner, mut account, ..
+    } = KBox::into_inner(notifier);
+    // SAFETY: `account` holds what `ZeroCopy::new` charged, given back once; this takes only
+    // atomics and the uid hash lock (irqsave), as `MSG_ZEROCOPY`'s own completion does.
+    unsafe { bindings::mm_unaccount_pinned_pages(&mut account) };
     T::released(owner, copied);
     // SAFETY: The notifier held this reference since `ZeroCopy::new`. The few instructions
     // left after it run in the completion's context: softirq or a caller that holds the

@@ -57,6 +57,7 @@ use kernel::{
         TryNewListArc,
     },
     new_mutex, new_work,
+    page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, ArcBorrow, Mutex},
     uaccess::{UserPtr, UserSlice},
@@ -85,10 +86,17 @@ const DONE: u8 = 2;
 enum Payload {
     /// A small send, copied at submission.
     Copied(KVec<u8>),
-    /// The user's pages, and the notifier of the skbs that hold them (made at the first send,
-    /// given up when the request has been sent).
+    /// A large send before it is armed: the caller's memory at `addr` (sent from directly by
+    /// the submitting call, then `zc` is its notifier).
+    User {
+        addr: usize,
+        zc: Option<ZeroCopy<SendReg>>,
+    },
+    /// The user's pages from byte `base` of the send on, and the notifier of the skbs that hold
+    /// the request's pages (made at its first send, given up when the request has been sent).
     Pinned {
         pages: PinnedPages,
+        base: usize,
         zc: Option<ZeroCopy<SendReg>>,
     },
     /// `aio_sendfile`: a file's pages, from offset `start`.
@@ -198,9 +206,13 @@ impl Source for SendWatch {
         storage_detach(reg);
         // Waits for a send in progress.
         let payload = reg.watch.payload.lock().take();
-        if let Some(Payload::Pinned { pages, zc }) = payload {
-            drop(zc);
-            pages.release();
+        match payload {
+            Some(Payload::Pinned { pages, zc, .. }) => {
+                drop(zc);
+                pages.release();
+            }
+            Some(Payload::User { zc, .. }) => drop(zc),
+            _ => {}
         }
     }
 }
@@ -234,8 +246,8 @@ pub(crate) fn send(
             .read_all(&mut bytes, crate::compat::user_gfp())?;
         Payload::Copied(bytes)
     } else {
-        Payload::Pinned {
-            pages: PinnedPages::pin_for_read(buf, len)?,
+        Payload::User {
+            addr: buf,
             zc: None,
         }
     };
@@ -303,7 +315,7 @@ fn submit(
         tracker <- AtomicTracker::new(),
     }? Error);
     let (id, reg) = naio::submit(queue, event, watch, |reg| {
-        if send_at_once(sk, reg) {
+        if send_at_once(sk, reg)? {
             // Done already: it never waits on the socket.
             return Ok(());
         }
@@ -314,7 +326,9 @@ fn submit(
         })?
     })?;
     if reg.watch.state.load(Ordering::Relaxed) == DONE {
-        report(reg.as_arc_borrow(), true);
+        if let Some(copied) = finish(&reg) {
+            report(reg.as_arc_borrow(), copied);
+        }
     } else {
         // Send what the socket takes now; the rest continues from its write-space hook.
         push(&sk.slot(), true);
@@ -322,41 +336,109 @@ fn submit(
     Ok(id)
 }
 
-/// The fast path of a small (copied) send on a socket with no send pending: sends what the
-/// socket takes at once, before the request waits on the socket. Returns true if the request is
-/// finished (all sent, or failed; its state is then `DONE`). Runs when its registration can no
-/// longer fail, so that no byte leaves for a request the caller is told failed.
-fn send_at_once(sk: &Sock, reg: &SendReg) -> bool {
+/// The fast path of a send on a socket with no send pending: sends what the socket takes at
+/// once, before the request waits on the socket (a large send straight from the caller's memory,
+/// without pinning it). A large send that must wait pins what is left. Returns true if the
+/// request is finished (all sent, or failed; its state is then `DONE`), an error if it cannot be
+/// armed (nothing was sent then). Runs when its registration can no longer fail otherwise, so
+/// that no byte leaves for a request the caller is told failed.
+fn send_at_once(sk: &Sock, reg: &Arc<SendReg>) -> Result<bool> {
     let w = &reg.watch;
-    let payload = w.payload.lock();
-    let Some(Payload::Copied(bytes)) = payload.as_ref() else {
-        return false;
-    };
-    let idle = SocketStorage::with_current(&sk.slot(), |s| s.with(|l| l.sends.is_empty()));
-    if idle == Some(false) {
-        // Behind pending sends: in order, through the list.
-        return false;
-    }
-    let mut sent = 0;
-    let finished = loop {
-        match sock::send_nowait::<SendReg>(&w.file, SendFrom::Kernel(bytes), sent) {
-            Ok(n) => {
-                sent += n;
-                if sent >= w.len {
-                    break Some(0);
+    let mut payload = w.payload.lock();
+    let idle =
+        SocketStorage::with_current(&sk.slot(), |s| s.with(|l| l.sends.is_empty())) != Some(false);
+    let (sent, finished) = match payload.as_mut() {
+        Some(Payload::Copied(bytes)) if idle => send_all(w, SendFrom::Kernel(bytes)),
+        Some(Payload::User { addr, zc }) => {
+            let addr = *addr;
+            if !idle {
+                // Behind pending sends: in order, through the list, from pinned pages.
+                let pages = PinnedPages::pin_for_read(addr, w.len, true)?;
+                *zc = None;
+                *payload = Some(Payload::Pinned {
+                    pages,
+                    base: 0,
+                    zc: None,
+                });
+                return Ok(false);
+            }
+            // All or nothing: a bad page fails the call before any byte leaves.
+            check_readable(addr, w.len)?;
+            let notifier = zc.insert(ZeroCopy::new(reg.clone(), &crate::THIS_MODULE, w.len)?);
+            let (sent, finished) = send_all(w, SendFrom::User(addr, w.len, notifier));
+            if finished.is_none() {
+                // The notifier carries the charge of the whole send.
+                match PinnedPages::pin_for_read(addr + sent, w.len - sent, false) {
+                    Ok(pages) => {
+                        let zc = zc.take();
+                        *payload = Some(Payload::Pinned {
+                            pages,
+                            base: sent,
+                            zc,
+                        });
+                    }
+                    // Nothing left the caller's memory: the call fails, the notifier goes.
+                    Err(e) if sent == 0 => {
+                        drop(zc.take());
+                        return Err(e);
+                    }
+                    // Bytes were sent: they are the request's, with the error.
+                    Err(e) => {
+                        w.sent.store(sent, Ordering::Relaxed);
+                        w.error.store(e.to_errno(), Ordering::Relaxed);
+                        w.state.store(DONE, Ordering::Relaxed);
+                        return Ok(true);
+                    }
                 }
             }
-            Err(e) if e.to_errno() == EAGAIN.to_errno() => break None,
-            Err(e) => break Some(e.to_errno()),
+            (sent, finished)
         }
+        // Behind pending sends, or a file: through the list.
+        _ => return Ok(false),
     };
     w.sent.store(sent, Ordering::Relaxed);
     let Some(error) = finished else {
-        return false;
+        return Ok(false);
     };
     w.error.store(error, Ordering::Relaxed);
     w.state.store(DONE, Ordering::Relaxed);
-    true
+    Ok(true)
+}
+
+/// Checks that every page of the caller's `len` bytes at `addr` can be read (`EFAULT`
+/// otherwise).
+fn check_readable(addr: usize, len: usize) -> Result {
+    let end = addr.checked_add(len).ok_or(EFAULT)?;
+    let mut at = addr;
+    while at < end {
+        let mut byte = [0u8; 1];
+        UserSlice::new(at, 1).reader().read_slice(&mut byte)?;
+        at = (at & !(PAGE_SIZE - 1)) + PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Sends from `from` until the socket takes no more: returns the bytes sent and, if the send is
+/// finished (all sent, or failed), its error (0 or a negative errno).
+fn send_all(w: &SendWatch, from: SendFrom<'_, SendReg>) -> (usize, Option<i32>) {
+    let mut sent = 0;
+    loop {
+        let from = match &from {
+            SendFrom::Kernel(bytes) => SendFrom::Kernel(bytes),
+            SendFrom::User(addr, len, zc) => SendFrom::User(*addr, *len, zc),
+            SendFrom::Pages(pages, zc) => SendFrom::Pages(pages, zc),
+        };
+        match sock::send_nowait(&w.file, from, sent) {
+            Ok(n) => {
+                sent += n;
+                if sent >= w.len {
+                    return (sent, Some(0));
+                }
+            }
+            Err(e) if e.to_errno() == EAGAIN.to_errno() => return (sent, None),
+            Err(e) => return (sent, Some(e.to_errno())),
+        }
+    }
 }
 
 /// What one turn of sending did.
@@ -376,6 +458,13 @@ fn push(slot: &Slot, inline: bool) {
             return;
         };
         let step = send_some(&reg);
+        if let Step::Finished = step {
+            // Ended (its notifier given up) while still first on the list: a later request
+            // cannot complete before it.
+            if let Some(copied) = finish(&reg) {
+                report(reg.as_arc_borrow(), copied);
+            }
+        }
         let again = SocketStorage::with_current(slot, |s| {
             s.with(|l| match step {
                 Step::Finished => {
@@ -394,11 +483,6 @@ fn push(slot: &Slot, inline: bool) {
                 }
             })
         });
-        if let Step::Finished = step {
-            if let Some(copied) = finish(&reg) {
-                report(reg.as_arc_borrow(), copied);
-            }
-        }
         if again != Some(true) {
             return;
         }
@@ -442,9 +526,10 @@ fn send_some(reg: &Arc<SendReg>) -> Step {
             Payload::Copied(bytes) => {
                 sock::send_nowait::<SendReg>(&w.file, SendFrom::Kernel(bytes), sent)
             }
-            Payload::Pinned { pages, zc } => {
+            Payload::Pinned { pages, base, zc } => {
                 if zc.is_none() {
-                    match ZeroCopy::new(reg.clone(), &crate::THIS_MODULE) {
+                    // The pinned pages carry the memory charge.
+                    match ZeroCopy::new(reg.clone(), &crate::THIS_MODULE, 0) {
                         Ok(new) => *zc = Some(new),
                         Err(e) => break Err(e),
                     }
@@ -452,8 +537,10 @@ fn send_some(reg: &Arc<SendReg>) -> Step {
                 let Some(zc) = zc.as_ref() else {
                     break Err(EINVAL);
                 };
-                sock::send_nowait(&w.file, SendFrom::Pages(pages, zc), sent)
+                sock::send_nowait(&w.file, SendFrom::Pages(pages, zc), sent - *base)
             }
+            // Armed sends never wait with the caller's memory (see `send_at_once`).
+            Payload::User { .. } => break Err(EINVAL),
             Payload::File { file, start } => {
                 let mut pos = *start + sent as i64;
                 match splice::sendfile_nowait(&w.file, file, &mut pos, w.len - sent) {
@@ -496,7 +583,7 @@ fn finish(reg: &SendReg) -> Option<bool> {
         Some(Payload::Copied(_)) => Some(true),
         // Page-cache pages are sent by reference and need no notification.
         Some(Payload::File { .. }) => Some(false),
-        Some(Payload::Pinned { zc, .. }) => {
+        Some(Payload::Pinned { zc, .. } | Payload::User { zc, .. }) => {
             let zc = zc.take();
             drop(payload);
             // Dropping the last reference reports from `released`.
