@@ -647,6 +647,55 @@ TEST_F(send, blocked_continues)
 }
 
 /*
+ * Sockets do not wait for each other: while one is full (its peer does not
+ * read) with requests waiting, another one's requests, copied and pinned,
+ * complete at once; the first continues when its peer reads.
+ */
+TEST_F(send, independent_sockets)
+{
+	const size_t len = 500000;
+	unsigned char *src = map_rw(len), *got = malloc(len);
+	long base = pins_settled(), a, b, c, d;
+	struct ukevent out[4];
+	struct req r[2];
+	int x[2];
+
+	ASSERT_NE(LONG_MIN, base) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, got);
+	fill_pat(src, 0, len);
+	ASSERT_EQ(0, tcp_pair_buf(variant->family, x, SMALL_RCVBUF, SMALL_SNDBUF));
+	a = aio_send(self->q, x[1], src, len, 0);
+	b = aio_send(self->q, x[1], src, 10, 0);
+	ASSERT_LT(0, a) TH_LOG("aio_send: %s", strerror(errno));
+	ASSERT_LT(a, b) TH_LOG("aio_send: %s", strerror(errno));
+	c = aio_send(self->q, self->s[1], src + 1, 100, 0);
+	d = aio_send(self->q, self->s[1], src + 101, 30000, 0);
+	ASSERT_LT(b, c) TH_LOG("aio_send: %s", strerror(errno));
+	ASSERT_LT(c, d) TH_LOG("aio_send: %s", strerror(errno));
+	ASSERT_EQ(2, collect(self->q, out, 2, EVENT_MS));
+	check_event(_metadata, &out[0], c, 100, 0);
+	check_event(_metadata, &out[1], d, 30000, 0);
+	EXPECT_EQ(30100, read_full(self->s[0], got, 30100, EVENT_MS));
+	EXPECT_EQ(30100, pat_mismatch(got, 1, 30100));
+	EXPECT_EQ(0, harvest(self->q, 1, 4, out, QUIET_MS));
+	EXPECT_EQ(len, read_full(x[0], got, len, 10000));
+	EXPECT_EQ(len, pat_mismatch(got, 0, len));
+	EXPECT_EQ(10, read_full(x[0], got, 10, EVENT_MS));
+	EXPECT_EQ(10, pat_mismatch(got, 0, 10));
+	ASSERT_EQ(2, collect(self->q, out, 2, EVENT_MS));
+	r[0] = (struct req){ .id = a, .len = len };
+	r[1] = (struct req){ .id = b, .len = 10 };
+	ASSERT_LE(0, match_event(_metadata, r, 2, &out[0]));
+	ASSERT_LE(0, match_event(_metadata, r, 2, &out[1]));
+	EXPECT_EQ(base, pins_back_to(base));
+	close(x[0]);
+	close(x[1]);
+	munmap(src, len);
+	free(got);
+}
+
+/*
  * The buffer may be reused as soon as the completion arrives. Round 0: a
  * send the peer's buffer holds completes before the peer reads anything;
  * the buffer is overwritten, then the peer reads. Rounds 1 and 2: a send
