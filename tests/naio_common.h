@@ -12,32 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Byte @i of every test stream. */
-static inline unsigned char pat(uint64_t i)
-{
-	return (unsigned char)(i * 131 + 7);
-}
-
-static inline void fill_pat(void *buf, uint64_t off, size_t len)
-{
-	unsigned char *p = buf;
-
-	for (size_t i = 0; i < len; i++)
-		p[i] = pat(off + i);
-}
-
-/* Index of the first byte of @buf that is not stream byte @off + index, or @len. */
-static inline size_t pat_mismatch(const void *buf, uint64_t off, size_t len)
-{
-	const unsigned char *p = buf;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (p[i] != pat(off + i))
-			break;
-	return i;
-}
-
 static inline bool all_bytes(const void *buf, unsigned char c, size_t len)
 {
 	const unsigned char *p = buf;

@@ -53,6 +53,75 @@
 #define SMALL_RCVBUF	16384
 #define SMALL_SNDBUF	16384
 
+/*
+ * Byte @i of every test stream. Not periodic (a pattern that repeats every
+ * 256 bytes would not see a page sent twice, skipped or out of place).
+ */
+static inline unsigned char pat(uint64_t i)
+{
+	return (unsigned char)(((i + 1) * 0x9e3779b97f4a7c15ull) >> 56);
+}
+
+static void fill_pat(void *buf, uint64_t off, size_t len)
+{
+	unsigned char *p = buf;
+
+	for (size_t i = 0; i < len; i++)
+		p[i] = pat(off + i);
+}
+
+/* Index of the first byte of @buf that is not stream byte @off + index, or @len. */
+static size_t pat_mismatch(const void *buf, uint64_t off, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != pat(off + i))
+			break;
+	return i;
+}
+
+/* Where in the pattern (below @limit) the bytes at @p come from (32 of them, or all @n), or -1. */
+static long find_in_pattern(const unsigned char *p, size_t n, uint64_t limit)
+{
+	size_t k = n < 32 ? n : 32;
+
+	for (uint64_t a = 0; a < limit; a++)
+		if (pat_mismatch(p, a, k) == k)
+			return (long)a;
+	return -1;
+}
+
+/*
+ * Describes @got (@n bytes received) as slices of the pattern, for a
+ * failure report: "at:[from,to)" for each run of consecutive pattern bytes.
+ */
+static void describe_stream(struct __test_metadata *_metadata, const unsigned char *got, size_t n,
+			    uint64_t limit, size_t at)
+{
+	char line[600];
+	size_t pos = 0, len = 0;
+
+	line[0] = 0;
+	while (pos < n && len < sizeof(line) - 64) {
+		long a = find_in_pattern(got + pos, n - pos, limit);
+		size_t m;
+
+		if (a < 0) {
+			len += snprintf(line + len, sizeof(line) - len, " %zu:unknown (%02x %02x %02x %02x)",
+					at + pos, got[pos], n - pos > 1 ? got[pos + 1] : 0,
+					n - pos > 2 ? got[pos + 2] : 0, n - pos > 3 ? got[pos + 3] : 0);
+			break;
+		}
+		m = pat_mismatch(got + pos, a, n - pos);
+		len += snprintf(line + len, sizeof(line) - len, " %zu:[%ld,%zu)", at + pos, a, a + m);
+		pos += m;
+	}
+	TH_LOG("the %zu bytes received from stream byte %zu on, as slices of the pattern:%s%s", n,
+	       at, line, pos < n ? " ..." : "");
+}
+
 static void *map_rw(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -308,8 +377,12 @@ static int match_event(struct __test_metadata *_metadata, struct req *r, int n,
 static size_t check_stream(struct __test_metadata *_metadata, const unsigned char *got, size_t n,
 			   const struct req *r, int nr)
 {
+	uint64_t limit = 0;
 	size_t pos = 0;
 
+	for (int i = 0; i < nr; i++)
+		if (limit < r[i].off + r[i].len)
+			limit = r[i].off + r[i].len;
 	for (int i = 0; i < nr; i++) {
 		size_t len = r[i].len, bad;
 
@@ -318,10 +391,13 @@ static size_t check_stream(struct __test_metadata *_metadata, const unsigned cha
 			return pos + len;
 		}
 		bad = pat_mismatch(got + pos, r[i].off, len);
-		EXPECT_EQ(len, bad) TH_LOG("request %d: byte %zu of %zu is wrong (stream byte %zu)",
-					   i, bad, len, pos + bad);
-		if (bad != len)
+		EXPECT_EQ(len, bad) TH_LOG("request %d (pattern [%llu,%llu)): byte %zu is wrong (stream byte %zu)",
+					   i, (unsigned long long)r[i].off,
+					   (unsigned long long)(r[i].off + len), bad, pos + bad);
+		if (bad != len) {
+			describe_stream(_metadata, got + pos, n - pos, limit, pos);
 			return pos + len;
+		}
 		pos += len;
 	}
 	return pos;
@@ -1214,9 +1290,15 @@ TEST_F_TIMEOUT(send, close_queue_pending, 60)
 		EXPECT_GT(total, n) TH_LOG("socket %d", k);
 		for (int i = 0; i < N && pos < n; i++) {
 			size_t part = n - pos < r[i].len ? n - pos : r[i].len;
+			size_t bad = pat_mismatch(got + pos, r[i].off, part);
 
-			EXPECT_EQ(part, pat_mismatch(got + pos, r[i].off, part))
-				TH_LOG("socket %d request %d", k, i);
+			EXPECT_EQ(part, bad) TH_LOG("socket %d request %d (pattern [%llu,%llu)): stream byte %zu",
+						    k, i, (unsigned long long)r[i].off,
+						    (unsigned long long)(r[i].off + r[i].len), pos + bad);
+			if (bad != part) {
+				describe_stream(_metadata, got, n, 1 << 20, 0);
+				break;
+			}
 			pos += part;
 		}
 		if (k == QC_SOCKS) {
@@ -1235,6 +1317,90 @@ TEST_F_TIMEOUT(send, close_queue_pending, 60)
 	}
 	EXPECT_EQ(base, pins_held());
 	munmap(src, 1 << 20);
+	free(got);
+}
+
+/* A thread reading what arrives on @fd until nothing more comes for @ms. */
+struct quiet_reader {
+	int fd;
+	unsigned char *buf;
+	size_t max;
+	int ms;
+	size_t got;	/* out */
+};
+
+static void *quiet_reader_main(void *arg)
+{
+	struct quiet_reader *r = arg;
+
+	r->got = read_quiet(r->fd, r->buf, r->max, r->ms);
+	return NULL;
+}
+
+/*
+ * The queue is closed while the requests of a socket are being sent, the
+ * peer reading all the time (so the socket keeps reporting write space):
+ * what the peer gets must be a prefix of the requests' bytes in order, whose
+ * end may fall anywhere; a later request is never sent after an earlier one
+ * was cut short. Random delays before the close, for about 3 seconds.
+ */
+TEST_F_TIMEOUT(send, close_queue_while_sending, 60)
+{
+	static const uint32_t lens[] = { 1 << 20, 3000, 100000, 10, 300000 };
+	enum { N = sizeof(lens) / sizeof(lens[0]) };
+	const size_t total = (1 << 20) + 3000 + 100000 + 10 + 300000;
+	unsigned char *src = map_rw(2 << 20), *got = malloc(total + 1);
+	uint64_t end = now_ns() + 3000000000ull, seed = 7;
+	long base = pins_settled(), rounds = 0, cut[N + 1] = { 0 };
+	struct req r[N];
+
+	ASSERT_NE(LONG_MIN, base) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, got);
+	fill_pat(src, 0, 2 << 20);
+	for (int i = 0, off = 0; i < N; off += lens[i] + 1000, i++)
+		r[i] = (struct req){ .off = off, .len = lens[i] };
+	closefd(&self->q);
+	for (; now_ns() < end || rounds < 4; rounds++) {
+		struct quiet_reader rd = { .buf = got, .max = total + 1, .ms = 150 };
+		size_t pos = 0;
+		pthread_t t;
+		int i;
+
+		small_pair(_metadata, self->s, variant->family);
+		self->q = kevent_init(0, 0);
+		ASSERT_LE(0, self->q);
+		rd.fd = self->s[0];
+		for (i = 0; i < N; i++) {
+			ASSERT_LT(0, aio_send(self->q, self->s[1], src + r[i].off, r[i].len, 0))
+				TH_LOG("round %ld request %d: %s", rounds, i, strerror(errno));
+		}
+		ASSERT_EQ(0, pthread_create(&t, NULL, quiet_reader_main, &rd));
+		usleep(rnd(&seed) % 20000);
+		closefd(&self->q);
+		pthread_join(t, NULL);
+		for (i = 0; i < N && pos < rd.got; i++) {
+			size_t part = rd.got - pos < r[i].len ? rd.got - pos : r[i].len;
+			size_t bad = pat_mismatch(got + pos, r[i].off, part);
+
+			EXPECT_EQ(part, bad) TH_LOG("round %ld request %d: stream byte %zu", rounds, i,
+						    pos + bad);
+			if (bad != part) {
+				describe_stream(_metadata, got, rd.got, 2 << 20, 0);
+				break;
+			}
+			pos += part;
+		}
+		EXPECT_EQ(pos, rd.got);
+		/* Where the stream was cut: in request i - 1, or after the last one (N). */
+		cut[pos == total ? N : i - (i > 0)]++;
+		if (_metadata->exit_code == KSFT_FAIL)
+			break;
+	}
+	TH_LOG("%ld rounds; cut in request 0..%d or complete: %ld %ld %ld %ld %ld %ld", rounds,
+	       N - 1, cut[0], cut[1], cut[2], cut[3], cut[4], cut[5]);
+	EXPECT_EQ(base, pins_back_within(base, 5000));
+	munmap(src, 2 << 20);
 	free(got);
 }
 

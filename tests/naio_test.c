@@ -39,6 +39,32 @@
 #define EVENT_MS	3000
 #define QUIET_MS	200
 
+/* Byte @i of every test stream. */
+static inline unsigned char pat(uint64_t i)
+{
+	return (unsigned char)(i * 131 + 7);
+}
+
+static void fill_pat(void *buf, uint64_t off, size_t len)
+{
+	unsigned char *p = buf;
+
+	for (size_t i = 0; i < len; i++)
+		p[i] = pat(off + i);
+}
+
+/* Index of the first byte of @buf that is not stream byte @off + index, or @len. */
+static size_t pat_mismatch(const void *buf, uint64_t off, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != pat(off + i))
+			break;
+	return i;
+}
+
 /*
  * A connected TCP pair over loopback (v4 or v6): fds[0] is the peer (the
  * client), fds[1] the accepted socket the tests read with aio_recv().
