@@ -54,12 +54,18 @@
 #define SMALL_SNDBUF	16384
 
 /*
- * Byte @i of every test stream. Not periodic (a pattern that repeats every
- * 256 bytes would not see a page sent twice, skipped or out of place).
+ * Byte @i of every test stream: a hash of @i, so that no run of bytes shows
+ * up anywhere else (a pattern that repeats every 256 bytes would not see a
+ * page sent twice, skipped or out of place, and a linear one repeats runs of
+ * bytes at other offsets).
  */
 static inline unsigned char pat(uint64_t i)
 {
-	return (unsigned char)(((i + 1) * 0x9e3779b97f4a7c15ull) >> 56);
+	uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull;
+
+	x ^= x >> 31;
+	x *= 0xd6e8feb86659fd93ull;
+	return (unsigned char)(x >> 56);
 }
 
 static void fill_pat(void *buf, uint64_t off, size_t len)
@@ -82,10 +88,10 @@ static size_t pat_mismatch(const void *buf, uint64_t off, size_t len)
 	return i;
 }
 
-/* Where in the pattern (below @limit) the bytes at @p come from (32 of them, or all @n), or -1. */
+/* Where in the pattern (below @limit) the bytes at @p come from (8 of them, or all @n), or -1. */
 static long find_in_pattern(const unsigned char *p, size_t n, uint64_t limit)
 {
-	size_t k = n < 32 ? n : 32;
+	size_t k = n < 8 ? n : 8;
 
 	for (uint64_t a = 0; a < limit; a++)
 		if (pat_mismatch(p, a, k) == k)
@@ -1010,6 +1016,8 @@ TEST_F(send, cancel_unknown)
  * random delay. Each round ends with exactly one event: cancelled (nothing
  * of the request ever reaches the peer) or complete (all of it does, right
  * after the zeros). The delay adapts so that both outcomes stay frequent.
+ * Rounds for 10 seconds (about 1,000 on the emulated VM, 450 on the debug
+ * kernel), pins balanced at the end.
  */
 struct racer {
 	int fd;
@@ -1049,7 +1057,7 @@ TEST_F_TIMEOUT(send, cancel_race, 90)
 	struct racer r = { .fd = -1 };
 	unsigned char *src = map_rw(2 * 8192), got[8192];
 	long base = pins_settled(), rounds = 0, completed = 0, cancelled = 0, delay = 50;
-	uint64_t end = now_ns() + 12ull * 1000000000, seed = 42;
+	uint64_t end = now_ns() + 10ull * 1000000000, seed = 42;
 	struct ukevent out[4];
 	pthread_t t;
 
@@ -1337,71 +1345,87 @@ static void *quiet_reader_main(void *arg)
 	return NULL;
 }
 
+#define CQ_PAIRS	4
+
 /*
- * The queue is closed while the requests of a socket are being sent, the
- * peer reading all the time (so the socket keeps reporting write space):
- * what the peer gets must be a prefix of the requests' bytes in order, whose
- * end may fall anywhere; a later request is never sent after an earlier one
- * was cut short. Random delays before the close, for about 3 seconds.
+ * The queue is closed while the requests of four sockets are being sent,
+ * their peers reading all the time (so the sockets keep reporting write
+ * space): what each peer gets must be a prefix of its requests' bytes in
+ * order, whose end may fall anywhere; a later request is never sent after
+ * an earlier one was cut short. Random delays before the close, rounds for
+ * about 4 seconds.
  */
 TEST_F_TIMEOUT(send, close_queue_while_sending, 60)
 {
-	static const uint32_t lens[] = { 1 << 20, 3000, 100000, 10, 300000 };
+	static const uint32_t lens[] = { 1 << 19, 3000, 100000, 10, 300000 };
 	enum { N = sizeof(lens) / sizeof(lens[0]) };
-	const size_t total = (1 << 20) + 3000 + 100000 + 10 + 300000;
-	unsigned char *src = map_rw(2 << 20), *got = malloc(total + 1);
-	uint64_t end = now_ns() + 3000000000ull, seed = 7;
+	const size_t total = (1 << 19) + 3000 + 100000 + 10 + 300000;
+	unsigned char *src = map_rw(1 << 20), *got[CQ_PAIRS];
+	uint64_t end = now_ns() + 4000000000ull, seed = 7;
 	long base = pins_settled(), rounds = 0, cut[N + 1] = { 0 };
+	int s[CQ_PAIRS][2];
 	struct req r[N];
 
 	ASSERT_NE(LONG_MIN, base) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
 	ASSERT_NE(NULL, src);
-	ASSERT_NE(NULL, got);
-	fill_pat(src, 0, 2 << 20);
+	for (int k = 0; k < CQ_PAIRS; k++) {
+		got[k] = malloc(total + 1);
+		ASSERT_NE(NULL, got[k]);
+	}
+	fill_pat(src, 0, 1 << 20);
 	for (int i = 0, off = 0; i < N; off += lens[i] + 1000, i++)
 		r[i] = (struct req){ .off = off, .len = lens[i] };
 	closefd(&self->q);
 	for (; now_ns() < end || rounds < 4; rounds++) {
-		struct quiet_reader rd = { .buf = got, .max = total + 1, .ms = 150 };
-		size_t pos = 0;
-		pthread_t t;
-		int i;
+		struct quiet_reader rd[CQ_PAIRS];
+		pthread_t t[CQ_PAIRS];
 
-		small_pair(_metadata, self->s, variant->family);
 		self->q = kevent_init(0, 0);
 		ASSERT_LE(0, self->q);
-		rd.fd = self->s[0];
-		for (i = 0; i < N; i++) {
-			ASSERT_LT(0, aio_send(self->q, self->s[1], src + r[i].off, r[i].len, 0))
-				TH_LOG("round %ld request %d: %s", rounds, i, strerror(errno));
+		for (int k = 0; k < CQ_PAIRS; k++) {
+			ASSERT_EQ(0, tcp_pair_buf(variant->family, s[k], SMALL_RCVBUF, SMALL_SNDBUF));
+			for (int i = 0; i < N; i++) {
+				ASSERT_LT(0, aio_send(self->q, s[k][1], src + r[i].off, r[i].len, 0))
+					TH_LOG("round %ld request %d: %s", rounds, i, strerror(errno));
+			}
+			rd[k] = (struct quiet_reader){ .fd = s[k][0], .buf = got[k], .max = total + 1,
+						       .ms = 150 };
+			ASSERT_EQ(0, pthread_create(&t[k], NULL, quiet_reader_main, &rd[k]));
 		}
-		ASSERT_EQ(0, pthread_create(&t, NULL, quiet_reader_main, &rd));
 		usleep(rnd(&seed) % 20000);
 		closefd(&self->q);
-		pthread_join(t, NULL);
-		for (i = 0; i < N && pos < rd.got; i++) {
-			size_t part = rd.got - pos < r[i].len ? rd.got - pos : r[i].len;
-			size_t bad = pat_mismatch(got + pos, r[i].off, part);
+		for (int k = 0; k < CQ_PAIRS; k++) {
+			size_t pos = 0;
+			int i;
 
-			EXPECT_EQ(part, bad) TH_LOG("round %ld request %d: stream byte %zu", rounds, i,
-						    pos + bad);
-			if (bad != part) {
-				describe_stream(_metadata, got, rd.got, 2 << 20, 0);
-				break;
+			pthread_join(t[k], NULL);
+			for (i = 0; i < N && pos < rd[k].got; i++) {
+				size_t part = rd[k].got - pos < r[i].len ? rd[k].got - pos : r[i].len;
+				size_t bad = pat_mismatch(got[k] + pos, r[i].off, part);
+
+				EXPECT_EQ(part, bad) TH_LOG("round %ld socket %d request %d: stream byte %zu",
+							    rounds, k, i, pos + bad);
+				if (bad != part) {
+					describe_stream(_metadata, got[k], rd[k].got, 1 << 20, 0);
+					break;
+				}
+				pos += part;
 			}
-			pos += part;
+			EXPECT_EQ(pos, rd[k].got);
+			/* Where the stream was cut: in request i - 1, or after the last one (N). */
+			cut[pos == total ? N : i - (i > 0)]++;
+			closefd(&s[k][0]);
+			closefd(&s[k][1]);
 		}
-		EXPECT_EQ(pos, rd.got);
-		/* Where the stream was cut: in request i - 1, or after the last one (N). */
-		cut[pos == total ? N : i - (i > 0)]++;
 		if (_metadata->exit_code == KSFT_FAIL)
 			break;
 	}
-	TH_LOG("%ld rounds; cut in request 0..%d or complete: %ld %ld %ld %ld %ld %ld", rounds,
-	       N - 1, cut[0], cut[1], cut[2], cut[3], cut[4], cut[5]);
+	TH_LOG("%ld rounds x %d sockets; cut in request 0..%d or complete: %ld %ld %ld %ld %ld %ld",
+	       rounds, CQ_PAIRS, N - 1, cut[0], cut[1], cut[2], cut[3], cut[4], cut[5]);
 	EXPECT_EQ(base, pins_back_within(base, 5000));
-	munmap(src, 2 << 20);
-	free(got);
+	munmap(src, 1 << 20);
+	for (int k = 0; k < CQ_PAIRS; k++)
+		free(got[k]);
 }
 
 /* ---- buffers ---- */
