@@ -8,15 +8,19 @@
  * copied at submission and larger ones sent from pinned pages (pins taken,
  * and given back when the event is harvested), the order of many requests
  * on one socket and the bytes the peer receives, requests that wait for a
- * full socket and continue on their own, a buffer overwritten right after
- * its completion, cancellation (idle, started, finished, unknown, and racing
- * the completion), errors after submission (peer reset, shut down for
- * writing), a request outliving the socket's descriptor, closing the queue
- * with requests pending, unreadable buffers, read-only buffers, every
- * argument error, RLIMIT_MEMLOCK, UDP datagrams (sizes, EMSGSIZE, a tiny
- * send buffer, a refused destination), and 16 sockets x 32 requests whose
- * completions are taken from the mmap'd ring. Page pins are counted with
- * nr_foll_pin_acquired and nr_foll_pin_released of /proc/vmstat.
+ * full socket and continue on their own (without holding up other sockets),
+ * a buffer overwritten right after its completion, cancellation (idle,
+ * started, finished, unknown, and racing the completion), errors after
+ * submission (peer reset, shut down for writing), a request outliving the
+ * socket's descriptor, closing the queue with requests pending (and while
+ * they are being sent: the peer must see a prefix of the stream),
+ * unreadable buffers, read-only buffers, every argument error,
+ * RLIMIT_MEMLOCK, UDP datagrams (sizes, EMSGSIZE, a tiny send buffer, a
+ * refused destination), and 16 sockets x 32 requests whose completions are
+ * taken from the mmap'd ring. Page pins are counted with
+ * nr_foll_pin_acquired and nr_foll_pin_released of /proc/vmstat. Every
+ * stream carries a hashed pattern, so that a byte out of place is seen and a
+ * failure can say which request the bytes came from.
  */
 #include <arpa/inet.h>
 #include <limits.h>
@@ -33,7 +37,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "kselftest_harness.h"
