@@ -194,7 +194,7 @@ static void run_kevent(struct conns *c, uint64_t end, int aio_send_too)
 					      .flags = KEVENT_WAIT_TIMEOUT };
 
 		if (kidx == uidx) {
-			check(kevent_wait(q, 0, uidx, &wa) >= 0 || errno == ETIME ||
+			check(kevent_wait(q, 0, uidx, &wa) >= 0 || errno == ETIME || errno == EINTR ||
 			      errno == ETIMEDOUT, "kevent_wait");
 			continue;
 		}

@@ -41,9 +41,19 @@ static inline void die(const char *what)
 static inline void check(int ok, const char *what)
 {
 	if (!ok) {
-		fprintf(stderr, "FAILED: %s\n", what);
+		fprintf(stderr, "FAILED: %s (errno %d: %s)\n", what, errno, strerror(errno));
 		exit(1);
 	}
+}
+
+/*
+ * kevent_wait() for a ring consumer at @uidx. EINTR is not a failure: a wait
+ * also ends for task work the kernel owes the thread (io_uring's deferred
+ * completions of an earlier run set TIF_NOTIFY_SIGNAL), and is simply retried.
+ */
+static inline void ring_wait(int q, unsigned int uidx)
+{
+	check(kevent_wait(q, 0, uidx, NULL) >= 0 || errno == EINTR, "kevent_wait");
 }
 
 static inline void emit(const char *bench, const char *c, const char *mech,

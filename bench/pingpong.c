@@ -169,7 +169,7 @@ static long run_kevent_ring(struct pairs *p, uint64_t ms)
 		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
 
 		if (kidx == uidx) {
-			check(kevent_wait(q, 0, uidx, NULL) >= 0, "kevent_wait");
+			ring_wait(q, uidx);
 			continue;
 		}
 		while (uidx != kidx) {

@@ -128,7 +128,7 @@ static void run_kevent_ring(struct stream *s)
 		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
 
 		if (kidx == uidx) {
-			check(kevent_wait(q, 0, uidx, NULL) >= 0, "kevent_wait");
+			ring_wait(q, uidx);
 			continue;
 		}
 		for (; uidx != kidx; uidx++) {

@@ -140,7 +140,7 @@ static void run_kevent(struct stream *s, size_t piece, int inflight, int tcp)
 		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
 
 		if (kidx == uidx) {
-			check(kevent_wait(q, 0, uidx, NULL) >= 0, "kevent_wait");
+			ring_wait(q, uidx);
 			continue;
 		}
 		for (; uidx != kidx; uidx++) {

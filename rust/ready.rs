@@ -421,6 +421,11 @@ impl Ready {
         self.ring.as_ref().map(|r| r.pages.clone())
     }
 
+    /// Whether the queue was shut down (its file released).
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead
+    }
+
     /// Marks the queue dead and empties it. Returns the ring pages, to be freed by the caller
     /// outside the lock (unmapping them may sleep), and the reaped registrations.
     pub(crate) fn shutdown(&mut self) -> Option<Arc<SharedPages>> {

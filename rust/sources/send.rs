@@ -203,9 +203,10 @@ impl Source for SendWatch {
     /// that still carry them hold page references of their own) and the request's reference to
     /// its notifier is given up.
     fn disarm(reg: &SendReg) {
-        storage_detach(reg);
-        // Waits for a send in progress.
+        // Waits for a send in progress, which keeps the request first on its socket's list
+        // (so that no later request is sent meanwhile); a pusher that finds it emptied ends it.
         let payload = reg.watch.payload.lock().take();
+        storage_detach(reg);
         match payload {
             Some(Payload::Pinned { pages, zc, .. }) => {
                 drop(zc);
@@ -496,7 +497,14 @@ fn claim_first(l: &mut SocketLists, inline: bool) -> Option<Arc<SendReg>> {
     loop {
         let head = l.sends.iter().next()?;
         let w = &head.watch;
-        match w.state.load(Ordering::Relaxed) {
+        let state = w.state.load(Ordering::Relaxed);
+        if state != SENDING && head.queue.ready.lock().is_dead() {
+            // Its queue is being closed: neither it nor a later request of that queue may be
+            // sent (what it sent so far stays a prefix of the requests, in order).
+            drop(l.sends.pop_front());
+            continue;
+        }
+        match state {
             PENDING if inline && w.from_file => {
                 WORKERS.enqueue(Arc::from(head));
                 return None;
