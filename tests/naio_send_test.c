@@ -5,8 +5,9 @@
  * is the bytes sent and ret_data[1] 0 or -errno.
  *
  * Covers the completion event (its fields, KEVENT_RET_COPIED), small sends
- * copied at submission and larger ones sent from pinned pages (pins taken,
- * and given back when the event is harvested), the order of many requests
+ * copied at submission and larger ones sent without a copy (straight from
+ * the caller's memory when the socket takes them at once, else from pinned
+ * pages given back when the event is harvested), the order of many requests
  * on one socket and the bytes the peer receives, requests that wait for a
  * full socket and continue on their own (without holding up other sockets),
  * a buffer overwritten right after its completion, cancellation (idle,
