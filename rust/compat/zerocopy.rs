@@ -177,10 +177,8 @@ unsafe extern "C" fn complete<T: ZeroCopyOwner>(
     // atomics and the uid hash lock (irqsave), as `MSG_ZEROCOPY`'s own completion does.
     unsafe { bindings::mm_unaccount_pinned_pages(&mut account) };
     T::released(owner, copied);
-    // SAFETY: The notifier held this reference since `ZeroCopy::new`. The few instructions
-    // left after it run in the completion's context: softirq or a caller that holds the
-    // completion's skb, both of which delay the module's freeing (`free_module` waits for an
-    // RCU grace period) except for a preemptible caller, where the window is these
-    // instructions.
+    // What follows the put is the return. `free_module` waits for an RCU grace period, which a
+    // softirq caller holds off; a preemptible process-context caller leaves that window open.
+    // SAFETY: The notifier held this module reference since `ZeroCopy::new`.
     unsafe { bindings::module_put(module) };
 }
