@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * TCP ping-pong through asynchronous calls: N loopback TCP connections, one
- * 64-byte message in flight on each. The loop receives the message on one
+ * message (64 bytes or 4 KiB) in flight on each. The loop receives the message on one
  * end of a connection and sends it back into the other end, which makes the
  * first end readable again. Measures messages handled per second:
  *
@@ -32,32 +32,34 @@
 
 #include "bench.h"
 
-#define MSG 64
+#define MSG_MAX 4096
 #define RING 4096
 
 struct conns {
 	int n;
 	int *rd, *wr;
-	unsigned char (*buf)[MSG];
+	size_t msg;		/* message size */
+	unsigned char (*buf)[MSG_MAX];
 	long handled;
 };
 
-static void conns_open(struct conns *c, int n)
+static void conns_open(struct conns *c, int n, size_t msg)
 {
 	int one = 1;
 
 	c->n = n;
 	c->rd = calloc(n, sizeof(int));
 	c->wr = calloc(n, sizeof(int));
-	c->buf = calloc(n, MSG);
+	c->msg = msg;
+	c->buf = calloc(n, MSG_MAX);
 	c->handled = 0;
 	for (int i = 0; i < n; i++) {
 		loopback_tcp(&c->wr[i], &c->rd[i]);
 		setsockopt(c->wr[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		setsockopt(c->rd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		memset(c->buf[i], 0, MSG);
+		memset(c->buf[i], 0, msg);
 		memcpy(c->buf[i], &i, sizeof(i));
-		check(send(c->wr[i], c->buf[i], MSG, 0) == MSG, "first message");
+		check(send(c->wr[i], c->buf[i], msg, 0) == (ssize_t)msg, "first message");
 	}
 }
 
@@ -77,7 +79,7 @@ static void check_msg(const struct conns *c, int i, long len)
 {
 	int who;
 
-	check(len == MSG, "a whole message");
+	check(len == (long)c->msg, "a whole message");
 	memcpy(&who, c->buf[i], sizeof(who));
 	check(who == i, "message names its connection");
 }
@@ -104,11 +106,11 @@ static void run_epoll(struct conns *c, uint64_t end)
 			 * One message in flight per connection: after it is taken the
 			 * socket is empty, and sending it back makes the next edge.
 			 */
-			r = recv(c->rd[i], c->buf[i], MSG, 0);
+			r = recv(c->rd[i], c->buf[i], c->msg, MSG_WAITALL);
 			if (r < 0 && errno == EAGAIN)
 				continue;
 			check_msg(c, i, r);
-			check(send(c->wr[i], c->buf[i], MSG, 0) == MSG, "send");
+			check(send(c->wr[i], c->buf[i], c->msg, 0) == (ssize_t)c->msg, "send");
 			c->handled++;
 		}
 	}
@@ -183,7 +185,7 @@ static void run_kevent(struct conns *c, uint64_t end, int aio_send_too)
 		die("kevent ring");
 	idmap_init(&map, c->n);
 	for (int i = 0; i < c->n; i++) {
-		long id = aio_recv(q, c->rd[i], c->buf[i], MSG, MSG_WAITALL);
+		long id = aio_recv(q, c->rd[i], c->buf[i], c->msg, MSG_WAITALL);
 
 		check(id > 0, "aio_recv");
 		idmap_put(&map, id, i);
@@ -210,10 +212,10 @@ static void run_kevent(struct conns *c, uint64_t end, int aio_send_too)
 			check(i >= 0, "completion of a pending receive");
 			check_msg(c, i, e->ret_data[0]);
 			if (aio_send_too)
-				check(aio_send(q, c->wr[i], c->buf[i], MSG, 0) > 0, "aio_send");
+				check(aio_send(q, c->wr[i], c->buf[i], c->msg, 0) > 0, "aio_send");
 			else
-				check(send(c->wr[i], c->buf[i], MSG, 0) == MSG, "send");
-			id = aio_recv(q, c->rd[i], c->buf[i], MSG, MSG_WAITALL);
+				check(send(c->wr[i], c->buf[i], c->msg, 0) == (ssize_t)c->msg, "send");
+			id = aio_recv(q, c->rd[i], c->buf[i], c->msg, MSG_WAITALL);
 			check(id > 0, "aio_recv");
 			idmap_put(&map, id, i);
 			c->handled++;
@@ -230,7 +232,7 @@ static void uring_recv(struct io_uring *ring, struct conns *c, int i)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 
-	io_uring_prep_recv(sqe, c->rd[i], c->buf[i], MSG, MSG_WAITALL);
+	io_uring_prep_recv(sqe, c->rd[i], c->buf[i], c->msg, MSG_WAITALL);
 	sqe->user_data = (uint64_t)i << 1;
 }
 
@@ -251,13 +253,13 @@ static void run_uring(struct conns *c, uint64_t end)
 			int i = cqe->user_data >> 1;
 
 			seen++;
-			check(cqe->res == MSG, "io_uring result");
+			check(cqe->res == (int)c->msg, "io_uring result");
 			if (cqe->user_data & 1)
 				continue;	/* a send completed */
 			check_msg(c, i, cqe->res);
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 
-			io_uring_prep_send(sqe, c->wr[i], c->buf[i], MSG, 0);
+			io_uring_prep_send(sqe, c->wr[i], c->buf[i], c->msg, 0);
 			sqe->user_data = (uint64_t)i << 1 | 1;
 			uring_recv(&ring, c, i);
 			c->handled++;
@@ -270,22 +272,25 @@ static void run_uring(struct conns *c, uint64_t end)
 int main(int argc, char **argv)
 {
 	int repeats = argc > 1 ? atoi(argv[1]) : 3, ms = argc > 2 ? atoi(argv[2]) : 500;
+	static const size_t sizes[] = { 64, 4096 };
 	int def[] = { 1, 64 }, nn;
 	int *ns = int_args(argc, argv, 3, def, 2, &nn);
 	static const char *const names[] = { "kevent-aio", "kevent-aio_recv+send", "epoll-ET",
 					     "io_uring" };
 
 	raise_nofile();
-	printf("aiopingpong: %d repeats of %d ms per mechanism, 64-byte messages over TCP\n",
+	printf("aiopingpong: %d repeats of %d ms per mechanism, 64-byte and 4 KiB messages over TCP\n",
 	       repeats, ms);
 	for (int rep = 0; rep < repeats; rep++) {
-		for (int k = 0; k < nn; k++) {
+		for (int zk = 0; zk < 2 * nn; zk++) {
+			int z = zk / nn, k = zk % nn;
+
 			for (int m = 0; m < 4; m++) {
 				struct conns c;
 				char cs[32];
 				uint64_t t0, end;
 
-				conns_open(&c, ns[k]);
+				conns_open(&c, ns[k], sizes[z]);
 				t0 = now_ns();
 				end = t0 + (uint64_t)ms * 1000000;
 				switch (m) {
@@ -296,7 +301,8 @@ int main(int argc, char **argv)
 				}
 				double secs = (now_ns() - t0) / 1e9;
 
-				snprintf(cs, sizeof(cs), "tcp-N=%d", ns[k]);
+				snprintf(cs, sizeof(cs), "tcp-%s-N=%d", sizes[z] == 64 ? "64B" : "4KiB",
+					 ns[k]);
 				emit("aiopingpong", cs, names[m], "msgs_per_s", c.handled / secs);
 				conns_close(&c);
 			}

@@ -18,6 +18,9 @@
  *   io_uring-send_zc       the same with IORING_OP_SEND_ZC; a submission is
  *                          done when its notification CQEs arrived
  *   send                   blocking send() of 64 KiB (the baseline)
+ *   send-MSG_ZEROCOPY      blocking send(MSG_ZEROCOPY) on an SO_ZEROCOPY
+ *                          socket, at most 4 send calls whose notification
+ *                          (read from the error queue) has not arrived
  *
  * Over loopback every zero-copy send is copied anyway (local delivery copies
  * the pages) and completes only when the peer has acknowledged it, so this
@@ -27,7 +30,8 @@
  * the dummy netdev dummy0 (MTU 65,535), which transmits by freeing the skb:
  * the pages are never copied, as in io_uring's published SEND_ZC setup.
  * Mechanisms: kevent-aio_send-ring (8 in flight), io_uring-send_zc and
- * io_uring-send (8 per submission, unlinked), send (blocking, copying). Nothing
+ * io_uring-send (8 per submission, unlinked), send (blocking, copying),
+ * send-MSG_ZEROCOPY (8 notifications outstanding). Nothing
  * receives; the metric counts datagrams the socket accepted. Skipped with a
  * message when dummy0 does not exist (kernel without CONFIG_DUMMY).
  *
@@ -38,6 +42,8 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/errqueue.h>
+#include <poll.h>
 #include <liburing.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -211,6 +217,81 @@ static void run_uring(struct stream *s, size_t piece, int inflight, int tcp, int
 	io_uring_queue_exit(&ring);
 }
 
+#ifndef SO_ZEROCOPY
+#define SO_ZEROCOPY 60
+#endif
+#ifndef MSG_ZEROCOPY
+#define MSG_ZEROCOPY 0x4000000
+#endif
+
+/*
+ * Reads MSG_ZEROCOPY notifications from the error queue of @fd; returns how
+ * many send calls they cover (a notification is a range of them). With
+ * @block, waits until there is at least one.
+ */
+static uint64_t zc_reap(int fd, int block)
+{
+	uint64_t done = 0;
+
+	for (;;) {
+		char control[128];
+		struct msghdr msg = { .msg_control = control, .msg_controllen = sizeof(control) };
+		struct sock_extended_err *serr;
+		struct cmsghdr *cm;
+
+		if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+			struct pollfd p = { .fd = fd };
+
+			check(errno == EAGAIN, "recvmsg MSG_ERRQUEUE");
+			if (!block || done)
+				return done;
+			poll(&p, 1, -1);	/* POLLERR: a notification is queued */
+			continue;
+		}
+		cm = CMSG_FIRSTHDR(&msg);
+		check(cm != NULL, "notification");
+		serr = (void *)CMSG_DATA(cm);
+		check(serr->ee_origin == SO_EE_ORIGIN_ZEROCOPY && serr->ee_errno == 0,
+		      "zero-copy notification");
+		done += serr->ee_data - serr->ee_info + 1;
+	}
+}
+
+/*
+ * MSG_ZEROCOPY (Documentation/networking/msg_zerocopy.rst): send() with the
+ * flag on an SO_ZEROCOPY socket; at most @inflight send calls whose
+ * notification has not arrived (as a buffer is free again only then).
+ */
+static void run_msg_zerocopy(struct stream *s, size_t piece, int inflight, int tcp)
+{
+	uint64_t n = (s->total + piece - 1) / piece, calls = 0, notified = 0;
+	int one = 1;
+
+	check(setsockopt(s->tx, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) == 0, "SO_ZEROCOPY");
+	for (uint64_t k = 0; k < n; k++) {
+		size_t len = piece_len(s->total, k, piece), off = 0;
+
+		while (off < len) {
+			ssize_t w;
+
+			while (calls - notified >= (uint64_t)inflight)
+				notified += zc_reap(s->tx, 1);
+			w = send(s->tx, piece_data(k, piece, tcp) + off, len - off, MSG_ZEROCOPY);
+			if (w < 0 && errno == ENOBUFS) {
+				/* Out of option memory for notifications: reap, retry. */
+				notified += zc_reap(s->tx, 1);
+				continue;
+			}
+			check(w > 0, "send MSG_ZEROCOPY");
+			calls++;
+			off += w;
+		}
+		notified += zc_reap(s->tx, 0);
+	}
+	while (notified < calls)
+		notified += zc_reap(s->tx, 1);
+}
+
 /* Brings dummy0 up as 10.77.0.1/24 with MTU 65,535; false if there is no dummy0. */
 static int setup_dummy(void)
 {
@@ -263,9 +344,9 @@ int main(int argc, char **argv)
 	int repeats = argc > 1 ? atoi(argv[1]) : 5;
 	uint64_t mib = argc > 2 ? strtoull(argv[2], NULL, 0) : 64;
 	static const char *const tcp_names[] = { "kevent-aio_send-ring", "epoll-ET", "io_uring-send",
-						 "io_uring-send_zc", "send" };
+						 "io_uring-send_zc", "send", "send-MSG_ZEROCOPY" };
 	static const char *const udp_names[] = { "kevent-aio_send-ring", "io_uring-send",
-						 "io_uring-send_zc", "send" };
+						 "io_uring-send_zc", "send", "send-MSG_ZEROCOPY" };
 	int dummy = setup_dummy();
 
 	make_pattern();
@@ -274,7 +355,7 @@ int main(int argc, char **argv)
 	if (!dummy)
 		printf("sendstream: no dummy0 (kernel without CONFIG_DUMMY): UDP case skipped\n");
 	for (int rep = 0; rep < repeats; rep++) {
-		for (int m = 0; m < 5; m++) {
+		for (int m = 0; m < 6; m++) {
 			struct stream s;
 			pthread_t t;
 			uint64_t t0;
@@ -287,7 +368,8 @@ int main(int argc, char **argv)
 			case 1: run_epoll(&s); break;
 			case 2: run_uring(&s, CHUNK, TCP_INFLIGHT, 1, 0); break;
 			case 3: run_uring(&s, CHUNK, TCP_INFLIGHT, 1, 1); break;
-			default: run_send(&s, CHUNK, 1); break;
+			case 4: run_send(&s, CHUNK, 1); break;
+			default: run_msg_zerocopy(&s, CHUNK, TCP_INFLIGHT, 1); break;
 			}
 			pthread_join(t, NULL);
 			double secs = (now_ns() - t0) / 1e9;
@@ -297,7 +379,7 @@ int main(int argc, char **argv)
 			close(s.tx);
 			emit("sendstream", "tcp-64KiB", tcp_names[m], "MB_per_s", s.total / 1e6 / secs);
 		}
-		for (int m = 0; dummy && m < 4; m++) {
+		for (int m = 0; dummy && m < 5; m++) {
 			struct stream s;
 			uint64_t t0;
 
@@ -307,7 +389,8 @@ int main(int argc, char **argv)
 			case 0: run_kevent(&s, DGRAM, UDP_INFLIGHT, 0); break;
 			case 1: run_uring(&s, DGRAM, UDP_INFLIGHT, 0, 0); break;
 			case 2: run_uring(&s, DGRAM, UDP_INFLIGHT, 0, 1); break;
-			default: run_send(&s, DGRAM, 0); break;
+			case 3: run_send(&s, DGRAM, 0); break;
+			default: run_msg_zerocopy(&s, DGRAM, UDP_INFLIGHT, 0); break;
 			}
 			double secs = (now_ns() - t0) / 1e9;
 
