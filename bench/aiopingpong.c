@@ -20,7 +20,9 @@
  *	aiopingpong [REPEATS] [MILLISECONDS] [N...]	defaults: 3, 500, N = 1 64
  *
  * Every message is checked (it names its connection), and each connection
- * carries exactly one message throughout.
+ * carries exactly one message throughout. Besides messages/s it reports the
+ * system calls the loop made per message (counted at each call site) and
+ * the context switches per message (getrusage, voluntary and involuntary).
  */
 #include <fcntl.h>
 #include <liburing.h>
@@ -39,6 +41,7 @@ struct conns {
 	int n;
 	int *rd, *wr;
 	size_t msg;		/* message size */
+	long syscalls;		/* system calls in the timed loop */
 	unsigned char (*buf)[MSG_MAX];
 	long handled;
 };
@@ -51,6 +54,7 @@ static void conns_open(struct conns *c, int n, size_t msg)
 	c->rd = calloc(n, sizeof(int));
 	c->wr = calloc(n, sizeof(int));
 	c->msg = msg;
+	c->syscalls = 0;
 	c->buf = calloc(n, MSG_MAX);
 	c->handled = 0;
 	for (int i = 0; i < n; i++) {
@@ -98,6 +102,8 @@ static void run_epoll(struct conns *c, uint64_t end)
 	while (now_ns() < end) {
 		int n = epoll_wait(ep, ev, 64, 100);
 
+		c->syscalls++;
+
 		for (int k = 0; k < n; k++) {
 			int i = ev[k].data.u32;
 			long r;
@@ -107,10 +113,12 @@ static void run_epoll(struct conns *c, uint64_t end)
 			 * socket is empty, and sending it back makes the next edge.
 			 */
 			r = recv(c->rd[i], c->buf[i], c->msg, MSG_WAITALL);
+			c->syscalls++;
 			if (r < 0 && errno == EAGAIN)
 				continue;
 			check_msg(c, i, r);
 			check(send(c->wr[i], c->buf[i], c->msg, 0) == (ssize_t)c->msg, "send");
+			c->syscalls++;
 			c->handled++;
 		}
 	}
@@ -196,6 +204,7 @@ static void run_kevent(struct conns *c, uint64_t end, int aio_send_too)
 					      .flags = KEVENT_WAIT_TIMEOUT };
 
 		if (kidx == uidx) {
+			c->syscalls++;
 			check(kevent_wait(q, 0, uidx, &wa) >= 0 || errno == ETIME || errno == EINTR ||
 			      errno == ETIMEDOUT, "kevent_wait");
 			continue;
@@ -218,6 +227,7 @@ static void run_kevent(struct conns *c, uint64_t end, int aio_send_too)
 			id = aio_recv(q, c->rd[i], c->buf[i], c->msg, MSG_WAITALL);
 			check(id > 0, "aio_recv");
 			idmap_put(&map, id, i);
+			c->syscalls += 2;	/* the reply and the next receive */
 			c->handled++;
 		}
 		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
@@ -249,6 +259,7 @@ static void run_uring(struct conns *c, uint64_t end)
 		unsigned int head, seen = 0;
 
 		check(io_uring_submit_and_wait(&ring, 1) >= 0, "io_uring_submit_and_wait");
+		c->syscalls++;
 		io_uring_for_each_cqe(&ring, head, cqe) {
 			int i = cqe->user_data >> 1;
 
@@ -290,7 +301,10 @@ int main(int argc, char **argv)
 				char cs[32];
 				uint64_t t0, end;
 
+				struct rusage ru0, ru1;
+
 				conns_open(&c, ns[k], sizes[z]);
+				getrusage(RUSAGE_SELF, &ru0);
 				t0 = now_ns();
 				end = t0 + (uint64_t)ms * 1000000;
 				switch (m) {
@@ -300,10 +314,18 @@ int main(int argc, char **argv)
 				default: run_uring(&c, end); break;
 				}
 				double secs = (now_ns() - t0) / 1e9;
+				long csw;
+
+				getrusage(RUSAGE_SELF, &ru1);
+				csw = ru1.ru_nvcsw - ru0.ru_nvcsw + ru1.ru_nivcsw - ru0.ru_nivcsw;
 
 				snprintf(cs, sizeof(cs), "tcp-%s-N=%d", sizes[z] == 64 ? "64B" : "4KiB",
 					 ns[k]);
 				emit("aiopingpong", cs, names[m], "msgs_per_s", c.handled / secs);
+				emit("aiopingpong", cs, names[m], "syscalls_per_msg",
+				     (double)c.syscalls / (c.handled ? c.handled : 1));
+				emit("aiopingpong", cs, names[m], "ctxsw_per_msg",
+				     (double)csw / (c.handled ? c.handled : 1));
 				conns_close(&c);
 			}
 		}
