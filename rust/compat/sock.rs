@@ -255,6 +255,36 @@ impl Sock {
     }
 }
 
+/// The `struct socket` behind a socket file; `ENOTSOCK` for other files. Valid while `file` is.
+pub(super) fn socket_of(file: &File) -> Result<*mut bindings::socket> {
+    // SAFETY: `file` is valid (type invariant of `File`); `sock_from_file` checks its type.
+    let socket = unsafe { bindings::sock_from_file(file.as_ptr()) };
+    if socket.is_null() {
+        return Err(errno::enotsock());
+    }
+    Ok(socket)
+}
+
+/// Points the iterator of `msg` at `len` bytes of the calling process's memory at `addr`, to be
+/// read from (`ITER_SOURCE`) or written into (`ITER_DEST`, copies that may fault). `EFAULT` if
+/// the range is not user memory.
+fn user_iter(msg: &mut bindings::msghdr, direction: u32, addr: usize, len: usize) -> Result {
+    // SAFETY: `import_ubuf` checks that the range is user memory of the caller and only
+    // describes it in the iterator, which `msg` owns.
+    let ret = unsafe {
+        bindings::import_ubuf(
+            direction as i32,
+            addr as *mut core::ffi::c_void,
+            len,
+            &mut msg.msg_iter,
+        )
+    };
+    if ret < 0 {
+        return Err(Error::from_errno(ret));
+    }
+    Ok(())
+}
+
 /// Where a send takes its bytes from.
 pub(crate) enum SendFrom<'a, T: ZeroCopyOwner> {
     /// Kernel memory: the stack copies it.
@@ -268,6 +298,15 @@ pub(crate) enum SendFrom<'a, T: ZeroCopyOwner> {
     User(usize, usize, &'a ZeroCopy<T>),
 }
 
+// Copies share the same borrows: no `T: Clone` bound, unlike a derived impl.
+impl<T: ZeroCopyOwner> Clone for SendFrom<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ZeroCopyOwner> Copy for SendFrom<'_, T> {}
+
 /// Sends the bytes of `from` after the first `offset` on the socket behind `file`, without
 /// blocking (`MSG_DONTWAIT`) and without raising `SIGPIPE` (`MSG_NOSIGNAL`). Returns how many the
 /// socket took (at least one); `EAGAIN` when its send buffer is full (the socket then reports
@@ -277,11 +316,7 @@ pub(crate) fn send_nowait<T: ZeroCopyOwner>(
     from: SendFrom<'_, T>,
     offset: usize,
 ) -> Result<usize> {
-    // SAFETY: `file` is valid; `sock_from_file` checks its type.
-    let socket = unsafe { bindings::sock_from_file(file.as_ptr()) };
-    if socket.is_null() {
-        return Err(errno::enotsock());
-    }
+    let socket = socket_of(file)?;
     // SAFETY: All-zero is an empty message (no address, no control data, no notifier).
     let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
     let mut flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
@@ -328,20 +363,8 @@ pub(crate) fn send_nowait<T: ZeroCopyOwner>(
         SendFrom::User(addr, len, zc) => {
             let start = addr.checked_add(offset).ok_or(EFAULT)?;
             let rest = len.checked_sub(offset).ok_or(EINVAL)?;
-            // SAFETY: `import_ubuf` checks that the range is user memory of the caller and
-            // describes it in the iterator; the stack reads it (`ITER_SOURCE`), taking page
-            // references for what it keeps.
-            let ret = unsafe {
-                bindings::import_ubuf(
-                    bindings::ITER_SOURCE as i32,
-                    start as *mut core::ffi::c_void,
-                    rest,
-                    &mut msg.msg_iter,
-                )
-            };
-            if ret < 0 {
-                return Err(Error::from_errno(ret));
-            }
+            // The stack reads it, taking page references for what it keeps.
+            user_iter(&mut msg, bindings::ITER_SOURCE, start, rest)?;
             msg.msg_ubuf = zc.as_ubuf();
             flags |= bindings::MSG_ZEROCOPY;
         }
@@ -365,26 +388,10 @@ pub(crate) fn send_nowait<T: ZeroCopyOwner>(
 /// received (0 at the end of the stream), `EAGAIN` when nothing is queued, `EFAULT` (nothing
 /// taken from the socket) or the socket's error. Process context of the buffer's owner.
 pub(crate) fn recv_nowait(file: &File, buf: usize, len: usize, wait_all: bool) -> Result<usize> {
-    // SAFETY: `file` is valid; `sock_from_file` checks its type.
-    let socket = unsafe { bindings::sock_from_file(file.as_ptr()) };
-    if socket.is_null() {
-        return Err(errno::enotsock());
-    }
+    let socket = socket_of(file)?;
     // SAFETY: All-zero is an empty message.
     let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
-    // SAFETY: `import_ubuf` checks that the range is user memory and describes it in the
-    // iterator, which is only written through (copies that may fault, `ITER_DEST`).
-    let ret = unsafe {
-        bindings::import_ubuf(
-            bindings::ITER_DEST as i32,
-            buf as *mut core::ffi::c_void,
-            len,
-            &mut msg.msg_iter,
-        )
-    };
-    if ret < 0 {
-        return Err(Error::from_errno(ret));
-    }
+    user_iter(&mut msg, bindings::ITER_DEST, buf, len)?;
     let mut flags = bindings::MSG_DONTWAIT;
     if wait_all {
         flags |= bindings::MSG_WAITALL;

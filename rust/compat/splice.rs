@@ -12,7 +12,7 @@
 //! took. What it did not take is dropped from the pipe and read again next time (from the page
 //! cache). Reading may wait for the file's I/O: call it from a context that may block.
 
-use super::{errno, file::File};
+use super::{file::File, sock::socket_of};
 use kernel::{bindings, error::code::*, prelude::*};
 
 /// `FMODE_READ` (`include/linux/fs.h`; a `__force` cast that bindgen cannot evaluate).
@@ -33,10 +33,7 @@ pub(crate) fn sendfile_nowait(
     pos: &mut i64,
     len: usize,
 ) -> Result<usize> {
-    // SAFETY: `sock` is valid; `sock_from_file` checks its type.
-    if unsafe { bindings::sock_from_file(sock.as_ptr()) }.is_null() {
-        return Err(errno::enotsock());
-    }
+    socket_of(sock)?;
     // SAFETY: All-zero is an empty descriptor (no callback, no cookie).
     let mut sd: bindings::splice_desc = unsafe { core::mem::zeroed() };
     sd.total_len = len;

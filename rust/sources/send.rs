@@ -424,11 +424,6 @@ fn check_readable(addr: usize, len: usize) -> Result {
 fn send_all(w: &SendWatch, from: SendFrom<'_, SendReg>) -> (usize, Option<i32>) {
     let mut sent = 0;
     loop {
-        let from = match &from {
-            SendFrom::Kernel(bytes) => SendFrom::Kernel(bytes),
-            SendFrom::User(addr, len, zc) => SendFrom::User(*addr, *len, zc),
-            SendFrom::Pages(pages, zc) => SendFrom::Pages(pages, zc),
-        };
         match sock::send_nowait(&w.file, from, sent) {
             Ok(n) => {
                 sent += n;
