@@ -2,7 +2,10 @@
 # 6.12. See README.md. Every target installs what it needs (scripts/setup.sh)
 # and builds the kernel once into ~/.cache/kevent (override: KEVENT_CACHE).
 
-.PHONY: all check check-debug run bench vm-run prog setup kernel module clean help
+.PHONY: all check check-debug run bench vm-run prog setup kernel module lib install clean help
+
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 all: help
 
@@ -13,6 +16,8 @@ help:
 	@echo "make bench    only the benchmarks (kevent vs epoll vs io_uring); tables and plots in out/results/"
 	@echo "make vm-run CMD='./prog' FILES='prog'   run your own command in the VM"
 	@echo "make prog SRC=prog.c                    compile your own program for the VM"
+	@echo "make lib      build libkevent (out/lib: static, shared, pkg-config)"
+	@echo "make install PREFIX=/usr/local DESTDIR=   headers, libkevent, kevent.pc, man pages"
 	@echo "make setup | kernel | module | clean"
 
 check:
@@ -41,6 +46,12 @@ kernel: setup
 
 module: kernel
 	@scripts/build-module.sh "$$(scripts/build-kernel.sh 2>/dev/null)"
+
+lib:
+	@scripts/build-lib.sh
+
+install:
+	@scripts/install.sh "$(PREFIX)" "$(DESTDIR)"
 
 clean:
 	rm -rf out

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the user-space programs (tests, examples, benchmarks) for the guest:
-# static binaries using the patched kernel's UAPI headers and the kernel's
-# kselftest harness.
+# static binaries using the patched kernel's UAPI headers, the kernel's
+# kselftest harness and libkevent (built first, out/lib/libkevent.a).
 #
 #   scripts/build-user.sh KERNEL_BUILD_DIR DIR...   e.g. tests examples
 # Each DIR/*.c becomes out/DIR/NAME.
@@ -10,6 +10,8 @@ source "$(dirname "$0")/env.sh"
 kb=${1:?usage: $0 KERNEL_BUILD_DIR DIR...}
 shift
 ksrc=$(cd "$kb/../src" && pwd)
+"$KEVENT_TOP/scripts/build-lib.sh"
+libkevent=$KEVENT_TOP/out/lib/libkevent.a
 
 for dir in "$@"; do
 	out=$KEVENT_TOP/out/$dir
@@ -20,6 +22,7 @@ for dir in "$@"; do
 		bin=$out/$(basename "$c" .c)
 		# Rebuild only what changed.
 		if [ "$bin" -nt "$c" ] && [ "$bin" -nt "$KEVENT_TOP/include/kevent_syscalls.h" ] &&
+		   [ "$bin" -nt "$libkevent" ] &&
 		   [ "$bin" -nt "$kb/usr/include/linux/kevent.h" ] &&
 		   ! find "$KEVENT_TOP/$dir" -name '*.h' -newer "$bin" | grep -q .; then
 			continue
@@ -27,7 +30,7 @@ for dir in "$@"; do
 		gcc -O2 -g -Wall -static -pthread -D_GNU_SOURCE \
 			-I"$ksrc/tools/testing/selftests" -isystem "$kb/usr/include" \
 			-I"$KEVENT_TOP/include" -I"$KEVENT_TOP/$dir" \
-			-o "$bin" "$c" ${KEVENT_LDLIBS:-} -luring || die "could not compile $c"
+			-o "$bin" "$c" ${KEVENT_LDLIBS:-} "$libkevent" -luring || die "could not compile $c"
 	done
 	for s in "$KEVENT_TOP/$dir"/*.sh; do
 		[ -e "$s" ] && cp "$s" "$out/"

@@ -94,10 +94,12 @@ mkdir -p "$KEVENT_TOP/out/vm"
 log=${log:-$KEVENT_TOP/out/vm/serial.log}
 mkdir -p "$(dirname "$log")"
 
-# The initramfs: busybox, the modules, the files and the command.
+# The initramfs: busybox, `make install` (libkevent, its headers and man
+# pages under /usr), the modules, the files and the command.
 root=$work/root
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,root,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
+KEVENT_INSTALL_QUIET=1 "$KEVENT_TOP/scripts/install.sh" /usr "$root"
 for m in "${modules[@]}"; do cp "$m" "$root/lib/modules/"; done
 for f in "${files[@]}"; do
 	[ -e "$f" ] || die "no such file: $f"
