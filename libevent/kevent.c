@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * kevent.c: a libevent 2.1 backend for kevent, the unified kernel event
+ * queue of the kevent project, written against libkevent (<libkevent.h>).
+ *
+ * It is not part of libevent: the kevent project copies it into an
+ * extracted libevent-2.1.12-stable tree at build time (libevent/README.md).
+ *
+ * Design
+ * ------
+ * - One kevent queue per event_base, with a mapped ring. Events are
+ *   harvested from the ring without a system call; the backend sleeps in
+ *   kevent_queue_wait_timeout() only when the ring is empty.
+ * - Every fd is one KEVENT_POLL registration (id = fd, event = a POLLIN /
+ *   POLLOUT / POLLRDHUP mask), always added with KEVENT_REQ_ALWAYS_QUEUE so
+ *   that an fd that is ready when added is kept and queued instead of being
+ *   reported by kevent_ctl() and dropped.
+ * - The ring reports each wake-up of a watched file once, without
+ *   re-checking it: that is edge triggering. EV_ET fds use it as it is.
+ *   Level-triggered fds (libevent's default) are registered with
+ *   KEVENT_REQ_DISPATCH: the kernel disables the registration when it puts
+ *   its event in the ring, and before the next wait the backend re-enables
+ *   every such fd with one batched KEVENT_CTL_MODIFY, which re-checks the
+ *   file with ->poll and queues it again if it is still ready. That is
+ *   level triggering, with no duplicate reports and one kevent_ctl() per
+ *   loop iteration that delivered level-triggered events.
+ * - Ring entries carry the poll mask of the wake-up. A wake-up without a
+ *   mask (some wake-ups, e.g. a TCP state change, do not say) comes as
+ *   every requested bit plus POLLERR | POLLHUP: entries with POLLERR or
+ *   POLLHUP are confirmed with poll() before they are reported.
+ * - The user cookie of a registration is a per-fd generation number, so
+ *   that an entry of an older registration of the same fd number (still in
+ *   the ring after a REMOVE) is not reported for a newer one.
+ * - Signals use libevent's own evsig (a socketpair written by the handler).
+ */
+#include "event2/event-config.h"
+#include "evconfig-private.h"
+
+#ifdef EVENT__HAVE_KEVENT_QUEUE
+
+#include <sys/types.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libkevent.h>
+
+#include "event-internal.h"
+#include "evsignal-internal.h"
+#include "event2/thread.h"
+#include "evthread-internal.h"
+#include "log-internal.h"
+#include "evmap-internal.h"
+#include "util-internal.h"
+
+#ifndef POLLRDHUP
+#define POLLRDHUP 0x2000
+#endif
+
+/* Entries of the ring (a power of two): 48 bytes each. */
+#define KQ_RING_ENTRIES 1024
+/* Re-arm modifications submitted per kevent_ctl(). */
+#define KQ_BATCH 64
+
+/* What the backend keeps per fd, in libevent's evmap entry (zeroed at first). */
+struct kq_fdinfo {
+	uint32_t mask;		/* POLL* mask registered in the queue; 0: none */
+	uint32_t gen;		/* generation of the registration: its user cookie */
+	uint8_t et;		/* registered edge-triggered (else level: DISPATCH) */
+	uint8_t disarmed;	/* level: delivered, so disabled until re-armed */
+};
+
+struct kqop {
+	struct kevent_queue q;
+	uint32_t next_gen;	/* generation counter of registrations */
+	int *rearm;		/* fds whose level registration was delivered */
+	int n_rearm;
+	int rearm_cap;
+};
+
+static void *kq_init(struct event_base *);
+static int kq_add(struct event_base *, evutil_socket_t, short, short, void *);
+static int kq_del(struct event_base *, evutil_socket_t, short, short, void *);
+static int kq_dispatch(struct event_base *, struct timeval *);
+static void kq_dealloc(struct event_base *);
+
+const struct eventop keventqops = {
+	"kevent",
+	kq_init,
+	kq_add,
+	kq_del,
+	kq_dispatch,
+	kq_dealloc,
+	1, /* need reinit: the queue and its ring mapping are per process */
+	EV_FEATURE_ET | EV_FEATURE_O1 | EV_FEATURE_EARLY_CLOSE,
+	sizeof(struct kq_fdinfo)
+};
+
+static void *
+kq_init(struct event_base *base)
+{
+	struct kqop *kq;
+	int r;
+
+	if (!(kq = mm_calloc(1, sizeof(*kq))))
+		return NULL;
+	r = kevent_queue_init_batch(&kq->q, KQ_RING_ENTRIES, O_CLOEXEC, KQ_BATCH);
+	if (r < 0) {
+		/* ENOSYS: the kevent module is not loaded; another backend will do. */
+		if (r != -ENOSYS)
+			event_warnx("kevent_queue_init: %s", strerror(-r));
+		mm_free(kq);
+		return NULL;
+	}
+	kq->next_gen = 1;
+	evsig_init_(base);
+	return kq;
+}
+
+static uint32_t
+poll_mask_of(short events)
+{
+	uint32_t mask = 0;
+
+	if (events & EV_READ)
+		mask |= POLLIN;
+	if (events & EV_WRITE)
+		mask |= POLLOUT;
+	if (events & EV_CLOSED)
+		mask |= POLLRDHUP;
+	return mask;
+}
+
+/* One kevent_ctl() of one entry: 0, or the entry's -errno. */
+static int
+kq_ctl1(struct kqop *kq, unsigned int cmd, int fd, uint32_t mask, int et, uint32_t gen)
+{
+	struct ukevent e;
+	uint32_t flags = KEVENT_REQ_ALWAYS_QUEUE | (et ? KEVENT_REQ_ET : KEVENT_REQ_DISPATCH);
+	int r;
+
+	if (cmd == KEVENT_CTL_REMOVE)
+		kevent_prep_key(&e, KEVENT_POLL, (uint32_t)fd);
+	else
+		kevent_prep_poll(&e, fd, mask, flags, gen);
+	r = kevent_queue_ctl(&kq->q, cmd, &e);
+	if (r < 0)
+		return r;
+	if (r > 0 && (e.ret_flags & KEVENT_RET_BROKEN))
+		return e.ret_data[1] ? (int)e.ret_data[1] : -EIO;
+	/* r > 0 without BROKEN (ready at ADD) cannot happen with ALWAYS_QUEUE. */
+	return 0;
+}
+
+/* Makes the queue's registration of @fd watch @want (0: none), as EV_ET if @et. */
+static int
+kq_apply(struct event_base *base, int fd, struct kq_fdinfo *fi, uint32_t want, int et)
+{
+	struct kqop *kq = base->evbase;
+	uint32_t gen;
+	int r;
+
+	if (want == 0) {
+		if (fi->mask == 0)
+			return 0;
+		r = kq_ctl1(kq, KEVENT_CTL_REMOVE, fd, 0, 0, 0);
+		fi->mask = 0;
+		fi->disarmed = 0;
+		/* ENOENT, EBADF: the fd was closed first, which removed it. */
+		if (r == 0 || r == -ENOENT || r == -EBADF)
+			return 0;
+		event_warnx("kevent REMOVE of fd %d: %s", fd, strerror(-r));
+		return -1;
+	}
+
+	if (fi->mask != 0 && fi->et == !!et) {
+		r = kq_ctl1(kq, KEVENT_CTL_MODIFY, fd, want, et, fi->gen);
+		if (r == 0)
+			goto done;
+		if (r != -ENOENT) {
+			event_warnx("kevent MODIFY of fd %d: %s", fd, strerror(-r));
+			return -1;
+		}
+		/* The fd was closed and maybe reopened: its registration is gone. */
+	} else if (fi->mask != 0) {
+		/* Another trigger mode: start over. */
+		(void)kq_ctl1(kq, KEVENT_CTL_REMOVE, fd, 0, 0, 0);
+	}
+
+	gen = kq->next_gen++;
+	r = kq_ctl1(kq, KEVENT_CTL_ADD, fd, want, et, gen);
+	if (r == -EEXIST) {
+		/*
+		 * A registration of this fd number is live although we did not
+		 * make it (or forgot it): the file stayed open elsewhere after a
+		 * close. Take it over.
+		 */
+		r = kq_ctl1(kq, KEVENT_CTL_MODIFY, fd, want, et, gen);
+	}
+	if (r < 0) {
+		fi->mask = 0;
+		fi->disarmed = 0;
+		event_warnx("kevent ADD of fd %d: %s", fd, strerror(-r));
+		errno = -r;
+		return -1;
+	}
+	fi->gen = gen;
+done:
+	fi->mask = want;
+	fi->et = !!et;
+	fi->disarmed = 0;	/* MODIFY and ADD enable it */
+	return 0;
+}
+
+static int
+kq_add(struct event_base *base, evutil_socket_t fd, short old, short events, void *p)
+{
+	struct kq_fdinfo *fi = p;
+	uint32_t want = poll_mask_of(old | events);
+
+	return kq_apply(base, fd, fi, want, events & EV_ET);
+}
+
+static int
+kq_del(struct event_base *base, evutil_socket_t fd, short old, short events, void *p)
+{
+	struct kq_fdinfo *fi = p;
+	uint32_t want = poll_mask_of(old & ~events);
+
+	return kq_apply(base, fd, fi, want, fi->et);
+}
+
+static void
+kq_push_rearm(struct kqop *kq, int fd)
+{
+	if (kq->n_rearm == kq->rearm_cap) {
+		int cap = kq->rearm_cap ? kq->rearm_cap * 2 : 64;
+		int *n = mm_realloc(kq->rearm, cap * sizeof(int));
+
+		if (!n) {
+			/* Keep going: the fd stays disarmed until libevent changes it. */
+			event_warn("kevent: cannot grow the re-arm list");
+			return;
+		}
+		kq->rearm = n;
+		kq->rearm_cap = cap;
+	}
+	kq->rearm[kq->n_rearm++] = fd;
+}
+
+/* Handles what one submitted batch of re-arm MODIFYs gave back. */
+static void
+kq_rearm_submit(struct event_base *base, struct kqop *kq)
+{
+	struct ukevent *back;
+	int i, n;
+
+	n = kevent_queue_submit(&kq->q, KEVENT_CTL_MODIFY, &back);
+	if (n < 0) {
+		event_warnx("kevent_ctl(MODIFY): %s", strerror(-n));
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		int fd = (int)back[i].id.raw[0];
+		struct kq_fdinfo *fi = evmap_io_get_fdinfo_(&base->io, fd);
+
+		if (!(back[i].ret_flags & KEVENT_RET_BROKEN) || !fi)
+			continue;
+		/*
+		 * ENOENT: the file was closed without event_del() (which
+		 * removed its registration). The next event_add() adds it again.
+		 */
+		if ((int)back[i].ret_data[1] != -ENOENT)
+			event_warnx("kevent re-arm of fd %d: %s", fd,
+			    strerror(-(int)back[i].ret_data[1]));
+		fi->mask = 0;
+		fi->disarmed = 0;
+	}
+}
+
+/* Re-enables the level-triggered registrations delivered since the last wait. */
+static void
+kq_rearm(struct event_base *base, struct kqop *kq)
+{
+	int i;
+
+	for (i = 0; i < kq->n_rearm; i++) {
+		int fd = kq->rearm[i];
+		struct kq_fdinfo *fi = evmap_io_get_fdinfo_(&base->io, fd);
+		struct ukevent *e;
+
+		if (!fi || !fi->disarmed)
+			continue;
+		fi->disarmed = 0;
+		if (!fi->mask || fi->et)
+			continue;
+		e = kevent_queue_get_entry(&kq->q);
+		if (!e) {
+			kq_rearm_submit(base, kq);
+			if (!(e = kevent_queue_get_entry(&kq->q)))
+				continue;	/* cannot happen: the batch is empty */
+		}
+		kevent_prep_poll(e, fd, fi->mask,
+		    KEVENT_REQ_ALWAYS_QUEUE | KEVENT_REQ_DISPATCH, fi->gen);
+	}
+	kq->n_rearm = 0;
+	kq_rearm_submit(base, kq);
+}
+
+/* libevent's events for poll mask @what, as epoll.c translates them. */
+static short
+kq_events_of(uint32_t what)
+{
+	short ev = 0;
+
+	if (what & POLLERR) {
+		ev = EV_READ | EV_WRITE;
+	} else if ((what & POLLHUP) && !(what & POLLRDHUP)) {
+		ev = EV_READ | EV_WRITE;
+	} else {
+		if (what & POLLIN)
+			ev |= EV_READ;
+		if (what & POLLOUT)
+			ev |= EV_WRITE;
+		if (what & POLLRDHUP)
+			ev |= EV_CLOSED;
+	}
+	return ev;
+}
+
+/* One ring entry. */
+static void
+kq_handle(struct event_base *base, struct kqop *kq, const struct ukevent *e)
+{
+	struct kq_fdinfo *fi;
+	uint32_t what;
+	short ev;
+	int fd;
+
+	if (e->type != KEVENT_POLL)
+		return;
+	fd = (int)e->id.raw[0];
+	fi = evmap_io_get_fdinfo_(&base->io, fd);
+	if (!fi || !fi->mask || (uint32_t)e->user != fi->gen)
+		return;		/* of an older registration of this fd number */
+	if (!fi->et && !fi->disarmed) {
+		/* DISPATCH disabled it when it entered the ring. */
+		fi->disarmed = 1;
+		kq_push_rearm(kq, fd);
+	}
+	what = e->ret_data[0];
+	if (what & (POLLERR | POLLHUP)) {
+		/* Possibly a wake-up that did not say what happened: ask. */
+		struct pollfd pfd;
+
+		pfd.fd = fd;
+		pfd.events = (short)fi->mask;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 0) < 0)
+			return;
+		what = (uint16_t)pfd.revents;
+		if (what & POLLNVAL)
+			return;
+	}
+	ev = kq_events_of(what);
+	if (ev)
+		evmap_io_active_(base, fd, ev | EV_ET);
+}
+
+static int
+kq_dispatch(struct event_base *base, struct timeval *tv)
+{
+	struct kqop *kq = base->evbase;
+	struct ukevent *e;
+	unsigned int i, n = 0;
+	int r;
+
+	if (kq->n_rearm)
+		kq_rearm(base, kq);
+
+	if (!kevent_queue_peek(&kq->q)) {
+		uint64_t ns = UINT64_MAX;
+
+		if (tv) {
+			if (tv->tv_sec < 0 || tv->tv_usec < 0)
+				ns = 0;
+			else if (tv->tv_sec > 1000000000)
+				ns = UINT64_MAX;	/* over 30 years: forever */
+			else
+				ns = (uint64_t)tv->tv_sec * 1000000000u +
+				    (uint64_t)tv->tv_usec * 1000u;
+		}
+
+		EVBASE_RELEASE_LOCK(base, th_base_lock);
+		r = kevent_queue_wait_timeout(&kq->q, &e, ns, NULL);
+		EVBASE_ACQUIRE_LOCK(base, th_base_lock);
+
+		if (r == -ETIME || r == -EINTR)
+			return 0;
+		if (r < 0) {
+			event_warnx("kevent_wait: %s", strerror(-r));
+			return -1;
+		}
+	}
+
+	/* Every entry is handled before the slots are given back. */
+	kevent_queue_for_each(&kq->q, i, e) {
+		kq_handle(base, kq, e);
+		n++;
+	}
+	if (n)
+		kevent_queue_advance(&kq->q, n);
+	return 0;
+}
+
+static void
+kq_dealloc(struct event_base *base)
+{
+	struct kqop *kq = base->evbase;
+
+	evsig_dealloc_(base);
+	kevent_queue_exit(&kq->q);
+	if (kq->rearm)
+		mm_free(kq->rearm);
+	memset(kq, 0, sizeof(*kq));
+	mm_free(kq);
+}
+
+#endif /* EVENT__HAVE_KEVENT_QUEUE */
