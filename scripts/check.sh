@@ -181,6 +181,24 @@ set +e
 vm_rc=$?
 set -e
 
+# Release only: libevent's own regress suite on the kevent backend and on
+# epoll, in a second (short) VM run, compared test by test; its TAP block
+# (out/libevent/regress-tap.txt) is added up with the main run's below.
+tap_files=("$out/vm/check.log")
+libevent_rc=0
+if [ "$variant" = release ]; then
+	rm -f "$out/libevent/regress-tap.txt"
+	set +e
+	"$KEVENT_TOP/scripts/libevent-regress.sh" "$kb"
+	libevent_rc=$?
+	set -e
+	if [ -f "$out/libevent/regress-tap.txt" ]; then
+		tap_files+=("$out/libevent/regress-tap.txt")
+	elif [ "$libevent_rc" -eq 1 ]; then
+		libevent_rc=2	# it stopped before comparing anything (a build failure)
+	fi
+fi
+
 # Add up the kselftest totals. A program that exits non-zero without totals,
 # or reports fewer results than its TAP plan ("1..N") declares, is a failure;
 # skipped tests are counted apart and listed with their reasons.
@@ -203,13 +221,18 @@ awk -v summary="$summary" '
 		}
 	}
 	END { printf "%d %d %d\n", t["pass"] + t["xfail"], t["fail"] + t["error"] + t["xpass"], t["skip"] }
-' "$out/vm/check.log" > "$out/vm/totals.txt"
+' "${tap_files[@]}" > "$out/vm/totals.txt"
 read -r p f s < "$out/vm/totals.txt"
 [ -f "$summary" ] && cat "$summary" && rm -f "$summary"
 passed=$((passed + p))
 failed=$((failed + f))
 if [ "$vm_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 	echo "not ok - the VM run failed (status $vm_rc) with no failing test: see $out/vm/check.log"
+	failed=$((failed + 1))
+fi
+if [ "$libevent_rc" -ne 0 ] && [ "$libevent_rc" -ne 1 ]; then
+	# 1 is failing tests, already counted; anything else is the run itself.
+	echo "not ok - libevent's regress run failed (status $libevent_rc): see $out/vm/libevent.log"
 	failed=$((failed + 1))
 fi
 log "test suite finished in $(( $(date +%s) - start )) s"
