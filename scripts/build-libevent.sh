@@ -71,7 +71,7 @@ build() {
 	local dir=$1
 	shift
 	if ! make -C "$dir" -j"$KEVENT_JOBS" "$@" > "$dir/build.log" 2>&1; then
-		grep -E "error|Error" "$dir/build.log" | head -30 >&2
+		grep -E "error|Error" "$dir/build.log" | head -30 >&2 || tail -n 20 "$dir/build.log" >&2
 		die "libevent build failed (see $dir/build.log)"
 	fi
 	grep -q "Building C object\|Linking C" "$dir/build.log" &&
@@ -99,7 +99,7 @@ if [ "$what" != static ]; then
 		-DEVENT__DISABLE_OPENSSL=ON -DEVENT__DISABLE_BENCHMARK=ON -DEVENT__DISABLE_SAMPLES=ON \
 		-DEVENT__DISABLE_TESTS=ON -DEVENT__DISABLE_REGRESS=ON \
 		-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--exclude-libs,libkevent.a
-	build "$out/shared" event event_core event_extra event_pthreads
+	build "$out/shared" all
 	[ -e "$out/shared/lib/libevent-2.1.so.7" ] || die "no libevent-2.1.so.7 in out/libevent/shared/lib"
 fi
 exit 0
