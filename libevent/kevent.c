@@ -81,6 +81,7 @@ struct kqop {
 	int *rearm;		/* fds whose level registration was delivered */
 	int n_rearm;
 	int rearm_cap;
+	pid_t pid;		/* the process that mapped the ring */
 };
 
 static void *kq_init(struct event_base *);
@@ -118,6 +119,7 @@ kq_init(struct event_base *base)
 		return NULL;
 	}
 	kq->next_gen = 1;
+	kq->pid = getpid();
 	evsig_init_(base);
 	return kq;
 }
@@ -424,6 +426,14 @@ kq_dealloc(struct event_base *base)
 	struct kqop *kq = base->evbase;
 
 	evsig_dealloc_(base);
+	if (kq->pid != getpid()) {
+		/*
+		 * A child freeing (or event_reinit()ing) its parent's base: the
+		 * ring was not inherited across fork, and something else may be
+		 * mapped at its address by now. Only close the descriptor.
+		 */
+		kq->q.ring = NULL;
+	}
 	kevent_queue_exit(&kq->q);
 	if (kq->rearm)
 		mm_free(kq->rearm);
