@@ -4,6 +4,9 @@
 #
 #   ./run-regress.sh [BINDIR]        (default: ./bin, as vm-run.sh copies it)
 #
+# LIBEVENT_BACKENDS (default "kevent epoll") picks the runs; LIBEVENT_ENV adds
+# variables to each (e.g. "EVENT_DEBUG_MODE=1" or "EVENT_PRECISE_TIMER=1").
+#
 # The kevent module must be loaded (vm-run.sh --module rust/kevent.ko --load).
 # Per backend the output is framed by
 #   LIBEVENT-RUN-BEGIN <backend>   ...   LIBEVENT-RUN-END <backend> regress=<status>
@@ -58,6 +61,8 @@ PROGS="test-eof test-closed test-weof test-time test-changelist test-fdleak test
 run_backend() {
 	name=$1
 	shift
+	# shellcheck disable=SC2086
+	set -- "$@" ${LIBEVENT_ENV:-}
 	echo "LIBEVENT-RUN-BEGIN $name"
 	# $@: the environment that selects the backend.
 	method=$(env "$@" EVENT_SHOW_METHOD=1 "$bin/test-init" 2>&1 |
@@ -96,8 +101,13 @@ run_backend() {
 }
 
 status=0
-# kevent: every other backend disabled (kevent is first in eventops[] anyway).
-run_backend kevent EVENT_NOEPOLL=1 EVENT_NOPOLL=1 EVENT_NOSELECT=1 || status=1
-# epoll: kevent disabled.
-run_backend epoll EVENT_NOKEVENT=1 || status=1
+for b in ${LIBEVENT_BACKENDS:-kevent epoll}; do
+	case $b in
+	# kevent: every other backend disabled (kevent is first in eventops[] anyway).
+	kevent) run_backend kevent EVENT_NOEPOLL=1 EVENT_NOPOLL=1 EVENT_NOSELECT=1 || status=1 ;;
+	# epoll: kevent disabled.
+	epoll) run_backend epoll EVENT_NOKEVENT=1 || status=1 ;;
+	*) echo "run-regress.sh: unknown backend $b"; status=1 ;;
+	esac
+done
 exit $status
