@@ -57,6 +57,8 @@ EOF
 # The test programs upstream's test/test.sh runs; test-dumpevents's output
 # is not checked (that needs Python).
 PROGS="test-eof test-closed test-weof test-time test-changelist test-fdleak test-dumpevents"
+# The project's test of the backend's corners (libevent/test-backend.c).
+PROGS="$PROGS test-backend"
 
 run_backend() {
 	name=$1

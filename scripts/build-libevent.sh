@@ -91,6 +91,15 @@ if [ "$what" != shared ]; then
 		-DZLIB_LIBRARY=/usr/lib/x86_64-linux-gnu/libz.a
 	build "$out/static" regress test-init test-eof test-weof test-time test-closed \
 		test-fdleak test-changelist test-dumpevents
+	# The project's own test of the backend's corners (libevent/test-backend.c).
+	tb=$out/static/bin/test-backend
+	if [ ! "$tb" -nt "$here/test-backend.c" ] || [ ! "$tb" -nt "$out/static/lib/libevent_core.a" ]; then
+		log "building test-backend"
+		gcc -O2 -g -Wall -Wextra -Werror -static -I"$src/include" -I"$out/static/include" \
+			-o "$tb" "$here/test-backend.c" "$out/static/lib/libevent_core.a" "$libkevent" \
+			2> "$out/static/test-backend.log" ||
+			{ cat "$out/static/test-backend.log" >&2; die "could not build test-backend"; }
+	fi
 fi
 
 if [ "$what" != static ]; then
