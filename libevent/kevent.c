@@ -112,9 +112,17 @@ kq_init(struct event_base *base)
 		return NULL;
 	r = kevent_queue_init_batch(&kq->q, KQ_RING_ENTRIES, O_CLOEXEC, KQ_BATCH);
 	if (r < 0) {
-		/* ENOSYS: the kevent module is not loaded; another backend will do. */
-		if (r != -ENOSYS)
+		/*
+		 * ENOSYS: the kevent module is not loaded. Other errors than a
+		 * lack of resources mean that this kernel has no kevent at all
+		 * (another kernel may use its system call numbers for something
+		 * else: EINVAL, EBADF, ...). Another backend will do; say so
+		 * only when it is worth a warning.
+		 */
+		if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
 			event_warnx("kevent_queue_init: %s", strerror(-r));
+		else
+			event_debug(("kevent_queue_init: %s", strerror(-r)));
 		mm_free(kq);
 		return NULL;
 	}
