@@ -138,6 +138,44 @@ host_check "Documentation/semantics.md states the lock order of rust/kevent.rs" 
 host_check "every hook site is a static-key NOP without the module" \
 	"$KEVENT_TOP/scripts/check-static-keys.py" "$kb/vmlinux"
 
+# `make install` gives a usable library: a program built from the installed
+# headers with `pkg-config kevent` links (shared: the soname; static: the
+# archive) and runs against the installed copy.
+install_is_usable() {
+	local tmp rc=0
+	tmp=$(mktemp -d)
+	make -s -C "$KEVENT_TOP" install PREFIX=/usr/local DESTDIR="$tmp/root" || { rm -rf "$tmp"; return 1; }
+	cat > "$tmp/v.c" <<'C'
+#include <stdio.h>
+#include <libkevent.h>
+int main(void)
+{
+	struct ukevent e;
+
+	kevent_prep_user(&e, 7, KEVENT_REQ_ONESHOT, 9);
+	printf("%s %d\n", kevent_version(), kevent_check_version(LIBKEVENT_VERSION_MAJOR, 0) &&
+	       e.type == KEVENT_UNOTIFY);
+	return 0;
+}
+C
+	export PKG_CONFIG_PATH=$tmp/root/usr/local/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$tmp/root
+	# shellcheck disable=SC2046
+	gcc -o "$tmp/v" "$tmp/v.c" $(pkg-config --cflags --libs kevent) &&
+	gcc -static -o "$tmp/v-static" "$tmp/v.c" $(pkg-config --cflags --libs --static kevent) || rc=1
+	if [ $rc = 0 ]; then
+		readelf -d "$tmp/v" | grep -q 'NEEDED.*\[libkevent.so.1\]' || { echo "not linked to libkevent.so.1"; rc=1; }
+		[ "$(LD_LIBRARY_PATH=$tmp/root/usr/local/lib "$tmp/v")" = "$(cat "$KEVENT_TOP/out/lib/version") 1" ] ||
+			{ echo "the shared program printed the wrong version"; rc=1; }
+		[ "$("$tmp/v-static")" = "$(cat "$KEVENT_TOP/out/lib/version") 1" ] ||
+			{ echo "the static program printed the wrong version"; rc=1; }
+	fi
+	unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+	rm -rf "$tmp"
+	return $rc
+}
+host_check "make install: headers, libkevent (shared, static) and kevent.pc work for a program" \
+	install_is_usable
+
 # The runner must fail a run whose kernel log shows a report of any detector
 # the kernel has. The test-only module provokes exactly one report, chosen by
 # what=; SETUP lowers the detector's sysctls first. The run must end with 70
