@@ -6,7 +6,11 @@
  * first end readable again. Measures messages handled per second:
  *
  *   kevent-aio               one aio_recv() pending per connection; on its
- *                            completion (read from the ring) the message is
+ *                            completion (read from the 4096-entry ring:
+ *                            kevent_queue_peek_batch(), one
+ *                            kevent_queue_advance() per batch after it is
+ *                            handled, kevent_queue_wait() with a 100 ms
+ *                            timeout only when it is empty) the message is
  *                            sent with aio_send() and a new aio_recv() is
  *                            submitted; the send's completion is harvested
  *                            too
@@ -28,9 +32,6 @@
 #include <liburing.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
-
-#include <kevent_syscalls.h>
 
 #include "bench.h"
 
@@ -180,38 +181,45 @@ static int idmap_take(struct idmap *m, long id)
 	return conn;
 }
 
+/* The next receive on connection @i, remembered in @map. */
+static void kevent_recv(struct kevent_queue *q, struct idmap *map, struct conns *c, int i)
+{
+	int64_t id = kevent_queue_aio_recv(q, c->rd[i], c->buf[i], c->msg, MSG_WAITALL);
+
+	check_ret(id, "aio_recv");
+	check(id != 0, "aio_recv: request ids are never 0");
+	idmap_put(map, id, i);
+}
+
 /* kevent: completions from the ring; @aio_send sends with aio_send(), else send(). */
 static void run_kevent(struct conns *c, uint64_t end, int aio_send_too)
 {
-	int q = kevent_init(RING, 0);
-	size_t rlen = (KEVENT_RING_BYTES(RING) + 4095) & ~4095ul;
-	struct kevent_ring *ring = mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, q, 0);
+	struct kevent_queue q;
+	struct kevent_wait_arg wa;
+	struct ukevent **ev = calloc(RING, sizeof(*ev));
 	struct idmap map;
-	unsigned int uidx = 0;
 
-	if (q < 0 || ring == MAP_FAILED)
-		die("kevent ring");
+	check_ret(kevent_queue_init(&q, RING, 0), "kevent ring");
+	kevent_wait_arg_init(&wa, 100000000, NULL);	/* 100 ms */
 	idmap_init(&map, c->n);
-	for (int i = 0; i < c->n; i++) {
-		long id = aio_recv(q, c->rd[i], c->buf[i], c->msg, MSG_WAITALL);
-
-		check(id > 0, "aio_recv");
-		idmap_put(&map, id, i);
-	}
+	for (int i = 0; i < c->n; i++)
+		kevent_recv(&q, &map, c, i);
 	while (now_ns() < end) {
-		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
-		struct kevent_wait_arg wa = { .timeout = { 0, 100000000 },
-					      .flags = KEVENT_WAIT_TIMEOUT };
+		/* Everything published now; the slots go back after it is handled. */
+		unsigned int n = kevent_queue_peek_batch(&q, ev, RING);
 
-		if (kidx == uidx) {
+		if (!n) {
+			/* The ring is empty: sleep in kevent_wait(). */
+			struct ukevent *e;
+			int ret = kevent_queue_wait(&q, &e, &wa);
+
 			c->syscalls++;
-			check(kevent_wait(q, 0, uidx, &wa) >= 0 || errno == ETIME || errno == EINTR ||
-			      errno == ETIMEDOUT, "kevent_wait");
+			check(ret == 0 || ret == -ETIME || ret == -EINTR || ret == -ETIMEDOUT,
+			      "kevent_queue_wait");
 			continue;
 		}
-		for (; uidx != kidx; uidx++) {
-			const struct ukevent *e = &ring->event[uidx & (RING - 1)];
-			long id;
+		for (unsigned int j = 0; j < n; j++) {
+			const struct ukevent *e = ev[j];
 			int i;
 
 			check(e->ret_data[1] == 0, "aio result");
@@ -221,19 +229,18 @@ static void run_kevent(struct conns *c, uint64_t end, int aio_send_too)
 			check(i >= 0, "completion of a pending receive");
 			check_msg(c, i, e->ret_data[0]);
 			if (aio_send_too)
-				check(aio_send(q, c->wr[i], c->buf[i], c->msg, 0) > 0, "aio_send");
+				check_ret(kevent_queue_aio_send(&q, c->wr[i], c->buf[i], c->msg, 0),
+					  "aio_send");
 			else
 				check(send(c->wr[i], c->buf[i], c->msg, 0) == (ssize_t)c->msg, "send");
-			id = aio_recv(q, c->rd[i], c->buf[i], c->msg, MSG_WAITALL);
-			check(id > 0, "aio_recv");
-			idmap_put(&map, id, i);
+			kevent_recv(&q, &map, c, i);
 			c->syscalls += 2;	/* the reply and the next receive */
 			c->handled++;
 		}
-		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+		kevent_queue_advance(&q, n);
 	}
-	munmap(ring, rlen);
-	close(q);
+	kevent_queue_exit(&q);
+	free(ev);
 	free(map.id);
 	free(map.conn);
 }

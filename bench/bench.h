@@ -7,6 +7,9 @@
  *
  * one line per round; metrics ending in _per_s are better when higher, the
  * others (ns, us, syscalls) when lower.
+ *
+ * The kevent mechanisms use libkevent (<libkevent.h>): queues, rings and
+ * registrations through struct kevent_queue; the ring protocol lives there.
  */
 #ifndef BENCH_H
 #define BENCH_H
@@ -22,6 +25,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libkevent.h>
 
 static inline uint64_t now_ns(void)
 {
@@ -47,13 +52,15 @@ static inline void check(int ok, const char *what)
 }
 
 /*
- * kevent_wait() for a ring consumer at @uidx. EINTR is not a failure: a wait
- * also ends for task work the kernel owes the thread (io_uring's deferred
- * completions of an earlier run set TIF_NOTIFY_SIGNAL), and is simply retried.
+ * A libkevent call's result (0 or more, or -errno: the library leaves errno
+ * alone) must not be an error.
  */
-static inline void ring_wait(int q, unsigned int uidx)
+static inline void check_ret(long ret, const char *what)
 {
-	check(kevent_wait(q, 0, uidx, NULL) >= 0 || errno == EINTR, "kevent_wait");
+	if (ret < 0) {
+		fprintf(stderr, "FAILED: %s: %s\n", what, strerror((int)-ret));
+		exit(1);
+	}
 }
 
 static inline void emit(const char *bench, const char *c, const char *mech,

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Harvest cost: N sources are made ready, then harvested; only the harvest
- * is timed. Compares the kevent ring (no system call), kevent_get_events(),
+ * is timed. Compares the kevent ring (no system call: kevent_queue_for_each()
+ * over what is published, one kevent_queue_advance()), kevent_get_events()
+ * (kevent_queue_harvest() on a queue without a ring),
  * epoll_wait() on eventfds (edge and level triggered) and io_uring multishot
  * poll CQEs on eventfds. Producing the events is not timed (kevent user
- * events are made ready with batched kevent_ctl(READY), the others with one
+ * events are made ready with batched kevent_ctl(READY), 1024 per call through
+ * kevent_queue_get_entry() + kevent_queue_submit(), the others with one
  * write() per eventfd).
  *
  *	harvest [REPEATS] [ITERATIONS] [N...]
@@ -18,11 +21,8 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-#include <kevent_syscalls.h>
 
 #include "bench.h"
 
@@ -30,62 +30,72 @@ struct result {
 	double harvest_ns, produce_ns, syscalls;
 };
 
-/* Runs @cmd on entries 0..n-1, 1024 per system call. */
-static void ctl_all(int fd, unsigned int cmd, struct ukevent *b, int n)
-{
-	for (int i = 0; i < n; i += 1024) {
-		int k = n - i < 1024 ? n - i : 1024;
+#define CTL_BATCH 1024	/* entries per kevent_ctl() */
 
-		if (kevent_ctl(fd, cmd, k, b + i) != 0)
-			die("kevent_ctl");
-	}
+/* A queue (@ring entries, or none) whose batches hold CTL_BATCH entries. */
+static void queue_init(struct kevent_queue *q, unsigned int ring)
+{
+	check_ret(kevent_queue_init_batch(q, ring, 0, CTL_BATCH), "kevent_queue_init");
 }
 
-/* Makes ids 0..n-1 ready. */
-static void fire_all(int fd, struct ukevent *b, int n)
+/* Submits the prepared batch with @cmd; no entry may come back. */
+static void submit_all(struct kevent_queue *q, unsigned int cmd)
 {
-	ctl_all(fd, KEVENT_CTL_READY, b, n);
+	int ret = kevent_queue_submit(q, cmd, NULL);
+
+	check_ret(ret, "kevent_queue_submit");
+	check(ret == 0, "kevent_queue_submit: an entry came back");
 }
 
-/* Registers user events 0..n-1. */
-static struct ukevent *user_events(int fd, int n)
+/* Registers user events 0..n-1 (@fire: makes them ready), CTL_BATCH per call. */
+static void user_events(struct kevent_queue *q, int n, int fire)
 {
-	struct ukevent *b = calloc(n, sizeof(*b));
+	unsigned int cmd = fire ? KEVENT_CTL_READY : KEVENT_CTL_ADD;
 
 	for (int i = 0; i < n; i++) {
-		b[i].type = KEVENT_UNOTIFY;
-		b[i].id.raw_u64 = i;
+		struct ukevent *e = kevent_queue_get_entry(q);
+
+		if (!e) {
+			submit_all(q, cmd);
+			e = kevent_queue_get_entry(q);
+		}
+		if (fire)
+			kevent_prep_fire(e, i);
+		else
+			kevent_prep_user(e, i, 0, 0);
 	}
-	ctl_all(fd, KEVENT_CTL_ADD, b, n);
-	return b;
+	submit_all(q, cmd);
 }
 
 static struct result bench_get_events(int n, int rounds)
 {
-	int fd = kevent_init(0, 0);
-	struct ukevent *b = user_events(fd, n), *out = calloc(n, sizeof(*out));
-	struct kevent_wait_arg zero = kevent_timeout_ns(0);
+	struct kevent_queue q;
+	struct ukevent *out = calloc(n, sizeof(*out));
+	struct kevent_wait_arg zero;
 	struct result r = { 0 };
 
+	queue_init(&q, 0);
+	user_events(&q, n, 0);
+	kevent_wait_arg_init(&zero, 0, NULL);
 	for (int round = 0; round < rounds; round++) {
 		uint64_t t0 = now_ns(), t1;
 		int got = 0;
 
-		fire_all(fd, b, n);
+		user_events(&q, n, 1);
 		t1 = now_ns();
 		while (got < n) {
-			int k = kevent_get_events(fd, 1, n - got, out, &zero);
+			/* No ring: one kevent_get_events() per call. */
+			int k = kevent_queue_harvest(&q, out, 1, n - got, &zero);
 
-			if (k <= 0)
-				die("kevent_get_events");
+			check_ret(k, "kevent_queue_harvest");
+			check(k > 0, "kevent_queue_harvest");
 			got += k;
 			r.syscalls++;
 		}
 		r.harvest_ns += now_ns() - t1;
 		r.produce_ns += t1 - t0;
 	}
-	close(fd);
-	free(b);
+	kevent_queue_exit(&q);
 	free(out);
 	return r;
 }
@@ -93,51 +103,53 @@ static struct result bench_get_events(int n, int rounds)
 static struct result bench_ring(int n, int rounds)
 {
 	unsigned int size = 1;
+	struct kevent_queue q;
+	struct result r = { 0 };
+	volatile uint64_t sink = 0;
 
 	while (size < (unsigned int)n)
 		size <<= 1;
-	int fd = kevent_init(size, 0);
-	size_t len = (KEVENT_RING_BYTES(size) + 4095) & ~4095ul;
-	struct kevent_ring *ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	struct ukevent *b;
-	struct result r = { 0 };
-	unsigned int uidx = 0;
-	volatile uint64_t sink = 0;
-
-	if (fd < 0 || ring == MAP_FAILED)
-		die("ring");
-	b = user_events(fd, n);
+	queue_init(&q, size);
+	user_events(&q, n, 0);
 	for (int round = 0; round < rounds; round++) {
 		uint64_t t0 = now_ns(), t1;
 		int got = 0;
 
-		fire_all(fd, b, n);
+		user_events(&q, n, 1);
 		t1 = now_ns();
 		while (got < n) {
-			unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
+			struct ukevent *e, *first;
+			unsigned int i, k = 0;
 
-			if (kidx == uidx) {
+			if (!kevent_queue_ready(&q)) {
 				/* Nothing published: ask the kernel (never needed here). */
-				if (kevent_wait(fd, 0, uidx, NULL) < 0)
-					die("kevent_wait");
+				check_ret(kevent_queue_wait(&q, &first, NULL), "kevent_queue_wait");
 				r.syscalls++;
 				continue;
 			}
-			while (uidx != kidx) {
-				sink += ring->event[uidx & (size - 1)].id.raw_u64;
-				uidx++;
-				got++;
+			/*
+			 * kevent_queue_for_each() only reads the queue: run it on a
+			 * copy whose address never escapes, so that the compiler
+			 * keeps the ring's address and size in registers instead of
+			 * reloading them from q after every acquire load of the
+			 * producer index (on q itself the loop costs about half as
+			 * much again under TCG: 5.5-6 against 3.7-4.4 ns/event).
+			 */
+			const struct kevent_queue view = q;
+
+			kevent_queue_for_each(&view, i, e) {
+				sink += e->id.raw_u64;
+				k++;
 			}
-			__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+			kevent_queue_advance(&q, k);
+			got += k;
 		}
 		r.harvest_ns += now_ns() - t1;
 		r.produce_ns += t1 - t0;
 		if (got != n)
 			die("ring count");
 	}
-	munmap(ring, len);
-	close(fd);
-	free(b);
+	kevent_queue_exit(&q);
 	return r;
 }
 

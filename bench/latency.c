@@ -11,6 +11,10 @@
  *
  *	latency [REPEATS] [SAMPLES]	defaults: 3, 300
  *
+ * The kevent side registers with kevent_prep_timer()/kevent_prep_signal() +
+ * kevent_queue_ctl() and waits with kevent_queue_harvest() on a queue without
+ * a ring (one kevent_get_events() per sample).
+ *
  * Reports p50 and p99 in microseconds; every sample checks that the event is
  * the expected one.
  */
@@ -20,8 +24,6 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
-
-#include <kevent_syscalls.h>
 
 #include "bench.h"
 
@@ -35,23 +37,20 @@ static void report(const char *c, const char *mech, uint64_t *lat, int n)
 
 static void timer_kevent(uint64_t *lat, int n)
 {
-	int q = kevent_init(0, 0);
+	struct kevent_queue q;
 	struct ukevent e, out;
 
+	check_ret(kevent_queue_init(&q, 0, 0), "kevent_queue_init");
 	for (int i = 0; i < n; i++) {
-		memset(&e, 0, sizeof(e));
-		e.type = KEVENT_TIMER;
-		e.id.raw[1] = PERIOD_NS;
-		e.event = KEVENT_TIMER_FIRED;
-		e.req_flags = KEVENT_REQ_ONESHOT;
+		kevent_prep_timer(&e, PERIOD_NS, KEVENT_REQ_ONESHOT, 0);
 		uint64_t due = now_ns() + PERIOD_NS;
 
-		check(kevent_ctl(q, KEVENT_CTL_ADD, 1, &e) == 0, "timer add");
-		check(kevent_get_events(q, 1, 1, &out, NULL) == 1 && out.type == KEVENT_TIMER,
+		check(kevent_queue_ctl(&q, KEVENT_CTL_ADD, &e) == 0, "timer add");
+		check(kevent_queue_harvest(&q, &out, 1, 1, NULL) == 1 && out.type == KEVENT_TIMER,
 		      "timer event");
 		lat[i] = now_ns() - due;
 	}
-	close(q);
+	kevent_queue_exit(&q);
 }
 
 static void timer_timerfd(uint64_t *lat, int n)
@@ -93,22 +92,23 @@ static void *sender(void *arg)
 
 static void signal_kevent(uint64_t *lat, int n)
 {
-	int q = kevent_init(0, 0);
-	struct ukevent e = { .type = KEVENT_SIGNAL, .event = KEVENT_SIGNAL_DELIVERY }, out;
+	struct kevent_queue q;
+	struct ukevent e, out;
 	pthread_t t;
 
-	e.id.raw_u64 = SIGUSR1 | KEVENT_SIGNAL_NOMASK;
-	check(kevent_ctl(q, KEVENT_CTL_ADD, 1, &e) == 0, "signal add");
+	check_ret(kevent_queue_init(&q, 0, 0), "kevent_queue_init");
+	kevent_prep_signal(&e, SIGUSR1, true, 0, 0);
+	check(kevent_queue_ctl(&q, KEVENT_CTL_ADD, &e) == 0, "signal add");
 	samples = n;
 	pthread_create(&t, NULL, sender, NULL);
 	for (int i = 0; i < n; i++) {
 		__atomic_store_n(&armed, 1, __ATOMIC_RELEASE);
-		check(kevent_get_events(q, 1, 1, &out, NULL) == 1 && out.type == KEVENT_SIGNAL,
+		check(kevent_queue_harvest(&q, &out, 1, 1, NULL) == 1 && out.type == KEVENT_SIGNAL,
 		      "signal event");
 		lat[i] = now_ns() - __atomic_load_n(&sent_at, __ATOMIC_ACQUIRE);
 	}
 	pthread_join(t, NULL);
-	close(q);
+	kevent_queue_exit(&q);
 }
 
 static void signal_signalfd(uint64_t *lat, int n)

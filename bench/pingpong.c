@@ -6,11 +6,15 @@
  * again. Measures events handled per second by each mechanism and re-arm
  * style:
  *
- *   kevent-LT, kevent-ET     kevent_get_events(), 64 events per call
- *   kevent-ONESHOT           re-added after each batch (one batched ctl)
+ *   kevent-LT, kevent-ET     kevent_queue_harvest() on a queue without a
+ *                            ring (one kevent_get_events()), 64 events per call
+ *   kevent-ONESHOT           re-added after each batch (one batched ctl:
+ *                            kevent_queue_get_entry() + kevent_queue_submit())
  *   kevent-DISPATCH          re-enabled with MODIFY (one batched ctl)
- *   kevent-ring-ET           read from the mmap'd ring, kevent_wait() only
- *                            when it is empty
+ *   kevent-ring-ET           read from the ring (kevent_queue_peek_batch() of
+ *                            everything published, handled, then one
+ *                            kevent_queue_advance()); kevent_queue_wait()
+ *                            sleeps only when it is empty
  *   epoll-LT, epoll-ET       epoll_wait(), 64 events per call
  *   epoll-ONESHOT            re-armed with one EPOLL_CTL_MOD per event
  *   io_uring-poll            one multishot poll per end, CQEs from the ring
@@ -24,16 +28,14 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <kevent_syscalls.h>
-
 #include "bench.h"
 
 #define BATCH 64
+#define CTL_BATCH 1024	/* registrations per kevent_ctl() */
 
 struct pairs {
 	int n, pipes;
@@ -92,96 +94,102 @@ static void bounce(struct pairs *p, int i)
 	p->count[i]++;
 }
 
-static uint32_t kevent_type(struct pairs *p)
-{
-	return p->pipes ? KEVENT_PIPE : KEVENT_SOCKET;
-}
-
+/* The registration of pair @i's read end, or its re-arm (ONESHOT: ADD, DISPATCH: MODIFY). */
 static void kevent_req(struct pairs *p, int i, uint32_t flags, struct ukevent *e)
 {
-	memset(e, 0, sizeof(*e));
-	e->type = kevent_type(p);
-	e->id.raw_u64 = p->rd[i];
-	e->event = KEVENT_SOCKET_RECV;
-	e->req_flags = flags | KEVENT_REQ_ALWAYS_QUEUE;
-	e->user = i;
+	flags |= KEVENT_REQ_ALWAYS_QUEUE;
+	if (p->pipes)
+		kevent_prep_pipe(e, p->rd[i], KEVENT_SOCKET_RECV, flags, i);
+	else
+		kevent_prep_socket(e, p->rd[i], KEVENT_SOCKET_RECV, flags, i);
 }
 
-static void kevent_ctl_all(int q, unsigned int cmd, struct ukevent *b, int n)
+/* Submits the prepared batch; no entry may come back. */
+static void submit_all(struct kevent_queue *q, unsigned int cmd, const char *what)
 {
-	for (int i = 0; i < n; i += 1024) {
-		int k = n - i < 1024 ? n - i : 1024;
+	int ret = kevent_queue_submit(q, cmd, NULL);
 
-		check(kevent_ctl(q, cmd, k, b + i) == 0, "kevent_ctl batch");
+	check_ret(ret, what);
+	check(ret == 0, what);
+}
+
+/* Registers every pair, CTL_BATCH per kevent_ctl(). */
+static void kevent_add_all(struct kevent_queue *q, struct pairs *p, uint32_t flags)
+{
+	for (int i = 0; i < p->n; i++) {
+		struct ukevent *e = kevent_queue_get_entry(q);
+
+		if (!e) {
+			submit_all(q, KEVENT_CTL_ADD, "kevent_ctl batch");
+			e = kevent_queue_get_entry(q);
+		}
+		kevent_req(p, i, flags, e);
 	}
+	submit_all(q, KEVENT_CTL_ADD, "kevent_ctl batch");
 }
 
 static long run_kevent(struct pairs *p, uint32_t flags, uint64_t ms)
 {
-	struct ukevent *b = calloc(p->n, sizeof(*b)), ev[BATCH], re[BATCH];
-	int q = kevent_init(0, 0);
+	struct kevent_queue q;
+	struct ukevent ev[BATCH];
 	long events = 0;
 	uint64_t end;
 
-	for (int i = 0; i < p->n; i++)
-		kevent_req(p, i, flags, &b[i]);
-	kevent_ctl_all(q, KEVENT_CTL_ADD, b, p->n);
+	check_ret(kevent_queue_init_batch(&q, 0, 0, CTL_BATCH), "kevent_queue_init");
+	kevent_add_all(&q, p, flags);
 	end = now_ns() + ms * 1000000;
 	while (now_ns() < end) {
-		int n = kevent_get_events(q, 1, BATCH, ev, NULL), k = 0;
+		/* No ring: one kevent_get_events(). */
+		int n = kevent_queue_harvest(&q, ev, 1, BATCH, NULL);
 
-		check(n > 0, "kevent_get_events");
+		check(n > 0, "kevent_queue_harvest");
 		for (int j = 0; j < n; j++) {
 			bounce(p, ev[j].user);
 			if (flags & (KEVENT_REQ_ONESHOT | KEVENT_REQ_DISPATCH))
-				kevent_req(p, ev[j].user, flags, &re[k++]);
+				kevent_req(p, ev[j].user, flags, kevent_queue_get_entry(&q));
 		}
-		if (k)
-			check(kevent_ctl(q, flags & KEVENT_REQ_ONESHOT ? KEVENT_CTL_ADD :
-					 KEVENT_CTL_MODIFY, k, re) == 0, "re-arm");
+		if (kevent_queue_batched(&q))
+			submit_all(&q, flags & KEVENT_REQ_ONESHOT ? KEVENT_CTL_ADD :
+				   KEVENT_CTL_MODIFY, "re-arm");
 		events += n;
 	}
-	close(q);
-	free(b);
+	kevent_queue_exit(&q);
 	return events;
 }
 
 static long run_kevent_ring(struct pairs *p, uint64_t ms)
 {
-	unsigned int size = 1, uidx = 0;
-
-	while (size < (unsigned int)p->n)
-		size <<= 1;
-	int q = kevent_init(size, 0);
-	size_t len = (KEVENT_RING_BYTES(size) + 4095) & ~4095ul;
-	struct kevent_ring *ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, q, 0);
-	struct ukevent *b = calloc(p->n, sizeof(*b));
+	unsigned int size = 1;
+	struct kevent_queue q;
+	struct ukevent **ev;
 	long events = 0;
 	uint64_t end;
 
-	if (q < 0 || ring == MAP_FAILED)
-		die("ring");
-	for (int i = 0; i < p->n; i++)
-		kevent_req(p, i, KEVENT_REQ_ET, &b[i]);
-	kevent_ctl_all(q, KEVENT_CTL_ADD, b, p->n);
+	while (size < (unsigned int)p->n)
+		size <<= 1;
+	ev = calloc(size, sizeof(*ev));
+	check_ret(kevent_queue_init_batch(&q, size, 0, CTL_BATCH), "kevent_queue_init ring");
+	kevent_add_all(&q, p, KEVENT_REQ_ET);
 	end = now_ns() + ms * 1000000;
 	while (now_ns() < end) {
-		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
+		unsigned int n = kevent_queue_peek_batch(&q, ev, size);
 
-		if (kidx == uidx) {
-			ring_wait(q, uidx);
+		if (!n) {
+			/* Sleeps only while the ring is empty; EINTR is retried. */
+			struct ukevent *e;
+			int ret = kevent_queue_wait(&q, &e, NULL);
+
+			check(ret == 0 || ret == -EINTR, "kevent_queue_wait");
 			continue;
 		}
-		while (uidx != kidx) {
-			bounce(p, ring->event[uidx & (size - 1)].user);
-			uidx++;
-			events++;
-		}
-		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+		/* Everything published at the peek, then the slots go back at once. */
+		for (unsigned int j = 0; j < n; j++)
+			bounce(p, ev[j]->user);
+		kevent_queue_advance(&q, n);
+		events += n;
 	}
-	munmap(ring, len);
-	close(q);
-	free(b);
+	kevent_queue_exit(&q);
+	free(ev);
 	return events;
 }
 

@@ -4,11 +4,15 @@
  * known pattern in 64 KiB writes as fast as it can, and a receiver that takes
  * it with
  *
- *   kevent-aio_recv-ring     4 aio_recv() requests of 64 KiB in flight, the
- *                            data copied by the receive path straight into
- *                            them; completions read from the mmap'd ring
- *                            (kevent_wait() only when it is empty), each
- *                            buffer resubmitted after it is checked
+ *   kevent-aio_recv-ring     4 aio_recv() requests of 64 KiB in flight
+ *                            (kevent_queue_aio_recv()), the data copied by
+ *                            the receive path straight into them;
+ *                            completions read from the 16-entry ring
+ *                            (kevent_queue_peek_batch(), one
+ *                            kevent_queue_advance() per batch after it is
+ *                            handled; kevent_queue_wait() only when it is
+ *                            empty), each buffer resubmitted after it is
+ *                            checked
  *   epoll-ET                 epoll_wait(), then recv() of 64 KiB until EAGAIN
  *   io_uring-recv-multishot  one multishot recv with a provided-buffer ring of
  *                            8 buffers of 64 KiB; each buffer is given back
@@ -31,8 +35,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <kevent_syscalls.h>
 
 #include "bench.h"
 #include "stream.h"
@@ -106,33 +108,36 @@ static void run_epoll(struct stream *s)
 	free(buf);
 }
 
+#define RING 16
+
 static void run_kevent_ring(struct stream *s)
 {
-	unsigned int size = 16, uidx = 0;
-	int q = kevent_init(size, 0);
-	size_t len = (KEVENT_RING_BYTES(size) + 4095) & ~4095ul;
-	struct kevent_ring *ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, q, 0);
+	struct kevent_queue q;
+	struct ukevent *ev[RING];
 	unsigned char *buf[INFLIGHT];
-	long id[INFLIGHT];
-
+	int64_t id[INFLIGHT];
 	unsigned int head = 0;	/* the oldest request: completions come in submission order */
 
-	if (q < 0 || ring == MAP_FAILED)
-		die("kevent ring");
+	check_ret(kevent_queue_init(&q, RING, 0), "kevent ring");
 	for (int i = 0; i < INFLIGHT; i++) {
 		buf[i] = malloc(CHUNK);
-		id[i] = aio_recv(q, s->rx, buf[i], CHUNK, 0);
-		check(id[i] > 0, "aio_recv");
+		id[i] = kevent_queue_aio_recv(&q, s->rx, buf[i], CHUNK, 0);
+		check_ret(id[i], "aio_recv");
 	}
 	while (s->got < s->total) {
-		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
+		/* Everything published now; the slots go back after it is handled. */
+		unsigned int n = kevent_queue_peek_batch(&q, ev, RING);
 
-		if (kidx == uidx) {
-			ring_wait(q, uidx);
+		if (!n) {
+			/* The ring is empty: sleep (EINTR is retried). */
+			struct ukevent *e;
+			int ret = kevent_queue_wait(&q, &e, NULL);
+
+			check(ret == 0 || ret == -EINTR, "kevent_queue_wait");
 			continue;
 		}
-		for (; uidx != kidx; uidx++) {
-			const struct ukevent *e = &ring->event[uidx & (size - 1)];
+		for (unsigned int j = 0; j < n; j++) {
+			const struct ukevent *e = ev[j];
 			unsigned int i = head++ % INFLIGHT;
 
 			check(e->type == KEVENT_NAIO && e->id.raw_u64 == (uint64_t)id[i],
@@ -140,13 +145,12 @@ static void run_kevent_ring(struct stream *s)
 			check(e->ret_data[1] == 0 && e->ret_data[0] > 0, "aio_recv result");
 			take(s, buf[i], e->ret_data[0]);
 			/* Requests left when the stream is complete are cancelled by close(). */
-			id[i] = aio_recv(q, s->rx, buf[i], CHUNK, 0);
-			check(id[i] > 0, "aio_recv");
+			id[i] = kevent_queue_aio_recv(&q, s->rx, buf[i], CHUNK, 0);
+			check_ret(id[i], "aio_recv");
 		}
-		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+		kevent_queue_advance(&q, n);
 	}
-	munmap(ring, len);
-	close(q);	/* cancels what is still pending */
+	kevent_queue_exit(&q);	/* close() cancels what is still pending */
 	for (int i = 0; i < INFLIGHT; i++)
 		free(buf[i]);
 }

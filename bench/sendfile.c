@@ -14,9 +14,12 @@
  *
  * Mechanisms:
  *
- *   kevent-aio_sendfile-ring  4 aio_sendfile() in flight (one per piece),
- *                             completions read from the ring, the next piece
- *                             submitted per completion
+ *   kevent-aio_sendfile-ring  4 aio_sendfile() in flight (one per piece,
+ *                             kevent_queue_aio_sendfile()), completions read
+ *                             from the 64-entry ring (kevent_queue_peek_batch(),
+ *                             one kevent_queue_advance() per batch after it
+ *                             is handled; kevent_queue_wait() only when it is
+ *                             empty), the next piece submitted per completion
  *   epoll-ET                  sendfile() on a non-blocking socket until
  *                             EAGAIN, then epoll_wait() for EPOLLOUT
  *   io_uring-splice           chains of linked IORING_OP_SPLICE (file to a
@@ -33,10 +36,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/sendfile.h>
-
-#include <kevent_syscalls.h>
 
 #include "bench.h"
 #include "stream.h"
@@ -103,41 +103,46 @@ static void run_epoll(struct stream *s, const struct piece *p, int n)
 	close(ep);
 }
 
+#define RING 64
+
 static void run_kevent(struct stream *s, const struct piece *p, int n)
 {
-	unsigned int size = 64, uidx = 0;
-	int q = kevent_init(size, 0), next = 0, done = 0;
-	size_t rlen = (KEVENT_RING_BYTES(size) + 4095) & ~4095ul;
-	struct kevent_ring *ring = mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, q, 0);
+	struct kevent_queue q;
+	struct ukevent *ev[RING];
+	int next = 0, done = 0;
 
-	if (q < 0 || ring == MAP_FAILED)
-		die("kevent ring");
+	check_ret(kevent_queue_init(&q, RING, 0), "kevent ring");
 	for (; next < n && next < INFLIGHT; next++)
-		check(aio_sendfile(q, s->tx, p[next].fd, &p[next].off, p[next].len) > 0,
-		      "aio_sendfile");
+		check_ret(kevent_queue_aio_sendfile(&q, s->tx, p[next].fd, p[next].off, p[next].len),
+			  "aio_sendfile");
 	while (done < n) {
-		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
+		/* Everything published now; the slots go back after it is handled. */
+		unsigned int k = kevent_queue_peek_batch(&q, ev, RING);
 
-		if (kidx == uidx) {
-			ring_wait(q, uidx);
+		if (!k) {
+			/* The ring is empty: sleep (EINTR is retried). */
+			struct ukevent *e;
+			int ret = kevent_queue_wait(&q, &e, NULL);
+
+			check(ret == 0 || ret == -EINTR, "kevent_queue_wait");
 			continue;
 		}
-		for (; uidx != kidx; uidx++) {
-			const struct ukevent *e = &ring->event[uidx & (size - 1)];
+		for (unsigned int j = 0; j < k; j++) {
+			const struct ukevent *e = ev[j];
 
 			check(e->type == KEVENT_NAIO && e->ret_data[1] == 0 &&
 			      e->ret_data[0] == p[done].len, "aio_sendfile result");
 			done++;
 			if (next < n) {
-				check(aio_sendfile(q, s->tx, p[next].fd, &p[next].off,
-						   p[next].len) > 0, "aio_sendfile");
+				check_ret(kevent_queue_aio_sendfile(&q, s->tx, p[next].fd,
+								    p[next].off, p[next].len),
+					  "aio_sendfile");
 				next++;
 			}
 		}
-		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+		kevent_queue_advance(&q, k);
 	}
-	munmap(ring, rlen);
-	close(q);
+	kevent_queue_exit(&q);
 }
 
 /*

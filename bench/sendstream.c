@@ -7,9 +7,12 @@
  * recv() and checks every byte. Mechanisms:
  *
  *   kevent-aio_send-ring   4 aio_send() of 64 KiB in flight (zero-copy from
- *                          pinned pages); completions read from the mmap'd
- *                          ring (kevent_wait() only when it is empty), each
- *                          completed piece resubmitted
+ *                          pinned pages; kevent_queue_aio_send());
+ *                          completions read from the 64-entry ring
+ *                          (kevent_queue_peek_batch(), one
+ *                          kevent_queue_advance() per batch after it is
+ *                          handled; kevent_queue_wait() only when it is
+ *                          empty), each completed piece resubmitted
  *   epoll-ET               send() of 64 KiB until EAGAIN, then epoll_wait()
  *                          for EPOLLOUT (edge triggered)
  *   io_uring-send          4 linked IORING_OP_SEND of 64 KiB per submission
@@ -51,11 +54,8 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <kevent_syscalls.h>
 
 #include "bench.h"
 #include "stream.h"
@@ -129,42 +129,46 @@ static void run_epoll(struct stream *s)
  * kevent: @inflight aio_send() requests; on each completion the next piece is
  * submitted. Completions of one socket arrive in submission order.
  */
+#define RING 64
+
 static void run_kevent(struct stream *s, size_t piece, int inflight, int tcp)
 {
-	unsigned int size = 64, uidx = 0;
-	int q = kevent_init(size, 0);
-	size_t rlen = (KEVENT_RING_BYTES(size) + 4095) & ~4095ul;
-	struct kevent_ring *ring = mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, q, 0);
+	struct kevent_queue q;
+	struct ukevent *ev[RING];
 	uint64_t n = (s->total + piece - 1) / piece, next = 0, done = 0;
 
-	if (q < 0 || ring == MAP_FAILED)
-		die("kevent ring");
+	check_ret(kevent_queue_init(&q, RING, 0), "kevent ring");
 	for (; next < n && next < (uint64_t)inflight; next++)
-		check(aio_send(q, s->tx, piece_data(next, piece, tcp),
-			       piece_len(s->total, next, piece), 0) > 0, "aio_send");
+		check_ret(kevent_queue_aio_send(&q, s->tx, piece_data(next, piece, tcp),
+						piece_len(s->total, next, piece), 0), "aio_send");
 	while (done < n) {
-		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
+		/* Everything published now; the slots go back after it is handled. */
+		unsigned int k = kevent_queue_peek_batch(&q, ev, RING);
 
-		if (kidx == uidx) {
-			ring_wait(q, uidx);
+		if (!k) {
+			/* The ring is empty: sleep (EINTR is retried). */
+			struct ukevent *e;
+			int ret = kevent_queue_wait(&q, &e, NULL);
+
+			check(ret == 0 || ret == -EINTR, "kevent_queue_wait");
 			continue;
 		}
-		for (; uidx != kidx; uidx++) {
-			const struct ukevent *e = &ring->event[uidx & (size - 1)];
+		for (unsigned int j = 0; j < k; j++) {
+			const struct ukevent *e = ev[j];
 
 			check(e->type == KEVENT_NAIO && e->ret_data[1] == 0 &&
 			      e->ret_data[0] == piece_len(s->total, done, piece), "aio_send result");
 			done++;
 			if (next < n) {
-				check(aio_send(q, s->tx, piece_data(next, piece, tcp),
-					       piece_len(s->total, next, piece), 0) > 0, "aio_send");
+				check_ret(kevent_queue_aio_send(&q, s->tx, piece_data(next, piece, tcp),
+								piece_len(s->total, next, piece), 0),
+					  "aio_send");
 				next++;
 			}
 		}
-		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+		kevent_queue_advance(&q, k);
 	}
-	munmap(ring, rlen);
-	close(q);
+	kevent_queue_exit(&q);
 }
 
 /*

@@ -4,7 +4,10 @@
  * written three ways, each single-threaded, driven by a load generator in
  * the same VM over loopback:
  *
- *   kevent     ACCEPT on the listener, RECV on each connection, read()/write()
+ *   kevent     ACCEPT on the listener, RECV on each connection (one
+ *              kevent_queue_ctl() per accepted connection), 64 events per
+ *              kevent_queue_harvest() on a queue without a ring (one
+ *              kevent_get_events()), read()/write()
  *   epoll      the same with epoll_wait() (level triggered)
  *   io_uring   multishot accept, one recv per request (re-armed), write()
  *
@@ -27,8 +30,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <kevent_syscalls.h>
 
 #include "bench.h"
 
@@ -60,23 +61,26 @@ static int serve(int fd)
 
 static void server_kevent(int l)
 {
-	struct ukevent ev[64], e = { .type = KEVENT_SOCKET, .event = KEVENT_SOCKET_ACCEPT,
-				     .req_flags = KEVENT_REQ_ALWAYS_QUEUE };
-	int q = kevent_init(0, 0);
+	struct ukevent ev[64], e;
+	struct kevent_queue q;
 
-	e.id.raw[0] = l;
-	check(q >= 0 && kevent_ctl(q, KEVENT_CTL_ADD, 1, &e) == 0, "kevent listener");
+	check_ret(kevent_queue_init(&q, 0, 0), "kevent_queue_init");
+	kevent_prep_socket(&e, l, KEVENT_SOCKET_ACCEPT, KEVENT_REQ_ALWAYS_QUEUE, 0);
+	check(kevent_queue_ctl(&q, KEVENT_CTL_ADD, &e) == 0, "kevent listener");
 	for (;;) {
-		int n = kevent_get_events(q, 1, 64, ev, NULL);
+		/* No ring: one kevent_get_events(). */
+		int n = kevent_queue_harvest(&q, ev, 1, 64, NULL);
 
 		for (int i = 0; i < n; i++) {
 			int fd = ev[i].id.raw[0], c;
 
 			if (fd == l) {
+				/* One kevent_ctl() per connection, as it is accepted. */
 				while ((c = accept4(l, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-					e.id.raw_u64 = c;
-					e.event = KEVENT_SOCKET_RECV;
-					check(kevent_ctl(q, KEVENT_CTL_ADD, 1, &e) == 0, "kevent add");
+					kevent_prep_socket(&e, c, KEVENT_SOCKET_RECV,
+							   KEVENT_REQ_ALWAYS_QUEUE, 0);
+					check(kevent_queue_ctl(&q, KEVENT_CTL_ADD, &e) == 0,
+					      "kevent add");
 				}
 			} else if (!serve(fd)) {
 				close(fd);

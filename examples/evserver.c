@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * evserver: the 2006 kevent web server, redone. A tiny HTTP/1.1 server
- * driven by one kevent queue (ACCEPT on the listener, RECV on every
- * connection, BROKEN for hang-ups), and a load generator in the same
+ * evserver: the 2006 kevent web server, redone on libkevent. A tiny
+ * HTTP/1.1 server driven by one kevent queue (ACCEPT on the listener, RECV
+ * on every connection, registered with kevent_prep_socket() in batches:
+ * the connections accepted together go in one kevent_queue_submit();
+ * BROKEN for hang-ups; events copied out with kevent_queue_harvest()), and
+ * a load generator in the same
  * program: CONNS keep-alive connections issue GET requests for SECONDS, and
  * every response is checked.
  *
@@ -23,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <kevent_syscalls.h>
+#include <libkevent.h>
 
 static const char body[] = "<html><body>Hello from kevent</body></html>\n";
 
@@ -35,17 +38,22 @@ static uint64_t now_ns(void)
 	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-static int watch(int q, int fd, unsigned int event)
+/*
+ * Prepares the registration of @fd for @event in @q's batch; the caller
+ * submits it (a full batch is submitted here first).
+ */
+static void watch(struct kevent_queue *q, int fd, unsigned int event)
 {
-	struct ukevent e;
+	struct ukevent *e = kevent_queue_get_entry(q);
 
-	memset(&e, 0, sizeof(e));
-	e.type = KEVENT_SOCKET;
-	e.id.raw[0] = fd;
-	e.event = event;
+	if (!e) {
+		kevent_queue_submit(q, KEVENT_CTL_ADD, NULL);
+		e = kevent_queue_get_entry(q);
+		if (!e)
+			_exit(1);	/* cannot happen: the batch is empty now */
+	}
 	/* Data may already be waiting: keep the registration and report it. */
-	e.req_flags = KEVENT_REQ_ALWAYS_QUEUE;
-	return kevent_ctl(q, KEVENT_CTL_ADD, 1, &e);
+	kevent_prep_socket(e, fd, event, KEVENT_REQ_ALWAYS_QUEUE, 0);
 }
 
 /* Answers every complete request in the connection's input. */
@@ -69,21 +77,30 @@ static int serve(int fd)
 static void server(int l, int expected)
 {
 	struct ukevent ev[64];
-	int q = kevent_init(0, 0), closed = 0;
+	struct kevent_queue q;
+	int closed = 0, ret;
 
-	if (q < 0 || watch(q, l, KEVENT_SOCKET_ACCEPT) < 0) {
-		perror("kevent");
+	/* No ring: events are copied out, 64 at most per kevent_get_events(). */
+	ret = kevent_queue_init(&q, 0, 0);
+	if (ret == 0) {
+		watch(&q, l, KEVENT_SOCKET_ACCEPT);
+		ret = kevent_queue_submit(&q, KEVENT_CTL_ADD, NULL);
+	}
+	if (ret < 0) {
+		fprintf(stderr, "kevent: %s\n", strerror(-ret));
 		_exit(1);
 	}
 	while (closed < expected) {
-		int n = kevent_get_events(q, 1, 64, ev, NULL);
+		int n = kevent_queue_harvest(&q, ev, 1, 64, NULL);
 
 		for (int i = 0; i < n; i++) {
 			int fd = ev[i].id.raw[0], c;
 
 			if (fd == l) {
+				/* Every connection accepted now, registered in one kevent_ctl(). */
 				while ((c = accept4(l, NULL, NULL, SOCK_NONBLOCK)) >= 0)
-					watch(q, c, KEVENT_SOCKET_RECV);
+					watch(&q, c, KEVENT_SOCKET_RECV);
+				kevent_queue_submit(&q, KEVENT_CTL_ADD, NULL);
 			} else if (serve(fd) < 0 ||
 				   (ev[i].ret_flags & KEVENT_RET_BROKEN && ev[i].ret_data[0] == 0)) {
 				close(fd);	/* close removes the registration */

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * evtest: the 2006 kevent test program, redone. Registers two timers and a
- * user event, then harvests what arrives two ways: copied out with
- * kevent_get_events(), and read from the mmap'd ring with no system call.
+ * evtest: the 2006 kevent test program, redone, on libkevent. Registers two
+ * timers and a user event (kevent_prep_*() into one batch, one
+ * kevent_queue_submit()), then harvests what arrives two ways: copied out
+ * with kevent_queue_harvest() from a queue without a ring (one
+ * kevent_get_events()), and read from the ring kevent_queue_init() mapped,
+ * with no system call (kevent_queue_for_each() + kevent_queue_advance();
+ * kevent_queue_wait() sleeps only when the ring is empty).
  *
  *	evtest [SECONDS]	(default 1 second per mode)
  */
@@ -12,10 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
-#include <kevent_syscalls.h>
+#include <libkevent.h>
 
 static uint64_t start;
 
@@ -38,64 +41,70 @@ static void print_event(const char *how, const struct ukevent *e)
 	       (unsigned long long)e->user);
 }
 
-static int setup(int fd)
+/* A 100 ms periodic timer, a 250 ms one-shot timer, a user event: one kevent_ctl(). */
+static int setup(struct kevent_queue *q)
 {
-	struct ukevent ev[3];
+	struct ukevent *back;
+	int ret;
 
-	memset(ev, 0, sizeof(ev));
-	/* A 100 ms periodic timer, a 250 ms one-shot timer, a user event. */
-	ev[0].type = KEVENT_TIMER;
-	ev[0].event = KEVENT_TIMER_FIRED;
-	ev[0].id.raw[1] = 100000000;
-	ev[0].user = 0x100;
-	ev[1].type = KEVENT_TIMER;
-	ev[1].event = KEVENT_TIMER_FIRED;
-	ev[1].id.raw[1] = 250000000;
-	ev[1].req_flags = KEVENT_REQ_ONESHOT;
-	ev[1].user = 0x250;
-	ev[2].type = KEVENT_UNOTIFY;
-	ev[2].id.raw_u64 = 42;
-	ev[2].user = 0x42;
-	if (kevent_ctl(fd, KEVENT_CTL_ADD, 3, ev) != 0) {
-		perror("kevent_ctl ADD");
+	kevent_prep_timer(kevent_queue_get_entry(q), 100000000, 0, 0x100);
+	kevent_prep_timer(kevent_queue_get_entry(q), 250000000, KEVENT_REQ_ONESHOT, 0x250);
+	kevent_prep_user(kevent_queue_get_entry(q), 42, 0, 0x42);
+	ret = kevent_queue_submit(q, KEVENT_CTL_ADD, &back);
+	if (ret < 0) {
+		fprintf(stderr, "kevent_ctl ADD: %s\n", strerror(-ret));
 		return -1;
 	}
+	for (int i = 0; i < ret; i++)
+		if (back[i].ret_flags & KEVENT_RET_BROKEN) {
+			fprintf(stderr, "kevent_ctl ADD type %u: %s\n", back[i].type,
+				strerror(-(int)back[i].ret_data[1]));
+			return -1;
+		}
 	return 0;
 }
 
-static void poke_user_event(int fd, unsigned int payload)
+/* Fires user event 42 with @payload (KEVENT_CTL_READY). */
+static void poke_user_event(struct kevent_queue *q, unsigned int payload)
 {
 	struct ukevent e;
 
-	memset(&e, 0, sizeof(e));
-	e.type = KEVENT_UNOTIFY;
-	e.id.raw_u64 = 42;
+	kevent_prep_fire(&e, 42);
 	e.ret_data[1] = payload;
-	kevent_ctl(fd, KEVENT_CTL_READY, 1, &e);
+	kevent_queue_ctl(q, KEVENT_CTL_READY, &e);
 }
 
 static int copy_mode(unsigned int ms)
 {
-	int fd = kevent_init(0, O_CLOEXEC), n, total = 0;
+	struct kevent_queue q;
 	struct ukevent out[8];
-	struct kevent_wait_arg wa = kevent_timeout_ns(50000000);
+	struct kevent_wait_arg wa;
+	int n, total = 0;
 
-	if (fd < 0 || setup(fd))
+	n = kevent_queue_init(&q, 0, O_CLOEXEC);	/* no ring: events are copied out */
+	if (n < 0) {
+		fprintf(stderr, "kevent_queue_init: %s\n", strerror(-n));
 		return -1;
-	printf("copy mode: kevent_get_events(min 1, max 8, timeout 50 ms)\n");
+	}
+	if (setup(&q))
+		return -1;
+	kevent_wait_arg_init(&wa, 50000000, NULL);
+	printf("copy mode: kevent_queue_harvest(min 1, max 8, timeout 50 ms) = kevent_get_events()\n");
 	while (now_ms() < ms) {
 		if (total % 3 == 2)
-			poke_user_event(fd, total);
-		n = kevent_get_events(fd, 1, 8, out, &wa);
+			poke_user_event(&q, total);
+		n = kevent_queue_harvest(&q, out, 1, 8, &wa);
+		if (n == -ETIME)
+			continue;
 		if (n < 0) {
-			perror("kevent_get_events");
+			fprintf(stderr, "kevent_queue_harvest: %s\n", strerror(-n));
 			return -1;
 		}
 		for (int i = 0; i < n; i++)
 			print_event("copy", &out[i]);
 		total += n;
 	}
-	close(fd);
+	kevent_queue_exit(&q);
 	printf("copy mode: %d events\n", total);
 	return total;
 }
@@ -103,41 +112,47 @@ static int copy_mode(unsigned int ms)
 static int ring_mode(unsigned int ms)
 {
 	const unsigned int size = 16;
-	int fd = kevent_init(size, O_CLOEXEC), total = 0;
-	size_t len = (KEVENT_RING_BYTES(size) + 4095) & ~4095ul;
-	struct kevent_ring *ring;
-	struct kevent_wait_arg wa = kevent_timeout_ns(50000000);
-	unsigned int uidx = 0, syscalls = 0;
+	struct kevent_queue q;
+	struct kevent_wait_arg wa;
+	int total = 0, ret;
+	unsigned int waits = 0;
 
-	if (fd < 0 || setup(fd))
-		return -1;
-	ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (ring == MAP_FAILED) {
-		perror("mmap");
+	ret = kevent_queue_init(&q, size, O_CLOEXEC);	/* creates the queue, maps its ring */
+	if (ret < 0) {
+		fprintf(stderr, "kevent_queue_init: %s\n", strerror(-ret));
 		return -1;
 	}
+	if (setup(&q))
+		return -1;
+	kevent_wait_arg_init(&wa, 50000000, NULL);
 	printf("ring mode: %u-entry ring, kevent_wait only when it is empty\n", size);
 	while (now_ms() < 2 * ms) {
-		unsigned int kidx = __atomic_load_n(&ring->ring_kidx, __ATOMIC_ACQUIRE);
+		struct ukevent *e;
+		unsigned int i, n = 0;
 
-		if (kidx == uidx) {
+		if (!kevent_queue_ready(&q)) {
 			if (total % 3 == 2)
-				poke_user_event(fd, total);
-			kevent_wait(fd, 0, uidx, &wa);
-			syscalls++;
+				poke_user_event(&q, total);
+			/* Sleeps in kevent_wait() until an event is published or 50 ms pass. */
+			ret = kevent_queue_wait(&q, &e, &wa);
+			waits++;
+			if (ret && ret != -ETIME && ret != -EINTR) {
+				fprintf(stderr, "kevent_queue_wait: %s\n", strerror(-ret));
+				return -1;
+			}
 			continue;
 		}
-		while (uidx != kidx) {
-			print_event("ring", &ring->event[uidx % size]);
-			uidx++;
-			total++;
+		/* No system call: what the kernel published, then the slots go back. */
+		kevent_queue_for_each(&q, i, e) {
+			print_event("ring", e);
+			n++;
 		}
-		__atomic_store_n(&ring->ring_uidx, uidx, __ATOMIC_RELEASE);
+		kevent_queue_advance(&q, n);
+		total += n;
 	}
-	printf("ring mode: %d events, %u kevent_wait calls (ring wrapped %u times)\n", total,
-	       syscalls, ring->ring_over);
-	munmap(ring, len);
-	close(fd);
+	printf("ring mode: %d events, %u kevent_queue_wait calls (ring wrapped %u times)\n",
+	       total, waits, q.ring->ring_over);
+	kevent_queue_exit(&q);
 	return total;
 }
 

@@ -4,7 +4,9 @@
  * Watches SIGUSR1 (consumed: no handler runs), SIGCHLD, a POSIX timer
  * created with SIGEV_KEVENT (every 100 ms) and a kevent timer (every 250
  * ms); a child sends three SIGUSR1 and exits. Every event carries the
- * queue's sequence number.
+ * queue's sequence number. Written with libkevent: kevent_prep_signal() and
+ * kevent_prep_timer() in one batch (one kevent_ctl()), kevent_prep_sigevent()
+ * for the POSIX timer, kevent_queue_harvest() to copy events out.
  *
  *	sigtimer [MILLISECONDS]	(default 700)
  */
@@ -17,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <kevent_syscalls.h>
+#include <libkevent.h>
 
 static uint64_t now_ms(void)
 {
@@ -27,40 +29,46 @@ static uint64_t now_ms(void)
 	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
 }
 
-static void add(int q, uint32_t type, uint64_t id, uint32_t event)
+/* Submits the registrations prepared in @q's batch; every one must be taken. */
+static void add_all(struct kevent_queue *q)
 {
-	struct ukevent e;
+	struct ukevent *back;
+	int n = kevent_queue_submit(q, KEVENT_CTL_ADD, &back);
 
-	memset(&e, 0, sizeof(e));
-	e.type = type;
-	e.id.raw_u64 = id;
-	e.event = event;
-	if (kevent_ctl(q, KEVENT_CTL_ADD, 1, &e)) {
-		fprintf(stderr, "sigtimer: ADD type %u failed: %d\n", type, (int)e.ret_data[1]);
+	if (n < 0) {
+		fprintf(stderr, "sigtimer: kevent_ctl ADD: %s\n", strerror(-n));
 		exit(1);
 	}
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, "sigtimer: ADD type %u failed: %d\n", back[i].type,
+			(int)back[i].ret_data[1]);
+	if (n)
+		exit(1);
 }
 
 int main(int argc, char **argv)
 {
-	int ms = argc > 1 ? atoi(argv[1]) : 700, q = kevent_init(0, 0), usr1 = 0, ticks = 0;
+	int ms = argc > 1 ? atoi(argv[1]) : 700, usr1 = 0, ticks = 0, ret;
 	struct itimerspec its = { .it_value = { 0, 100000000 }, .it_interval = { 0, 100000000 } };
-	struct kevent_wait_arg wa = kevent_timeout_ns(50000000);
+	struct kevent_wait_arg wa;
+	struct kevent_queue q;
 	struct sigevent sev;
 	struct ukevent ev[16];
 	uint64_t last_seq = 0;
 	timer_t t;
 	pid_t child;
 
-	if (q < 0) {
-		perror("kevent_init");
+	ret = kevent_queue_init(&q, 0, 0);	/* no ring: events are copied out */
+	if (ret < 0) {
+		fprintf(stderr, "kevent_queue_init: %s\n", strerror(-ret));
 		return 1;
 	}
-	add(q, KEVENT_SIGNAL, SIGUSR1 | KEVENT_SIGNAL_NOMASK, KEVENT_SIGNAL_DELIVERY);
-	add(q, KEVENT_SIGNAL, SIGCHLD, KEVENT_SIGNAL_DELIVERY);
-	add(q, KEVENT_TIMER, 250000000ull << 32, KEVENT_TIMER_FIRED);	/* 0 s + 250 ms */
-	kevent_sigevent(&sev, q);
-	sev.sigev_value.sival_ptr = (void *)0x7131;
+	kevent_prep_signal(kevent_queue_get_entry(&q), SIGUSR1, true, 0, 0);
+	kevent_prep_signal(kevent_queue_get_entry(&q), SIGCHLD, false, 0, 0);
+	kevent_prep_timer(kevent_queue_get_entry(&q), 250000000, 0, 0);	/* 250 ms */
+	add_all(&q);	/* one kevent_ctl() */
+	kevent_wait_arg_init(&wa, 50000000, NULL);
+	kevent_prep_sigevent(&sev, &q, 0x7131);
 	if (timer_create(CLOCK_MONOTONIC, &sev, &t) || timer_settime(t, 0, &its, NULL)) {
 		perror("timer_create(SIGEV_KEVENT)");
 		return 1;
@@ -74,7 +82,7 @@ int main(int argc, char **argv)
 		_exit(0);
 	}
 	for (uint64_t end = now_ms() + ms; now_ms() < end;) {
-		int n = kevent_get_events(q, 1, 16, ev, &wa);
+		int n = kevent_queue_harvest(&q, ev, 1, 16, &wa);	/* < 0: -ETIME */
 
 		for (int i = 0; i < n; i++) {
 			static const char *names[] = { [KEVENT_SIGNAL] = "signal",
@@ -97,6 +105,7 @@ int main(int argc, char **argv)
 	}
 	waitpid(child, NULL, 0);
 	timer_delete(t);
+	kevent_queue_exit(&q);
 	printf("sigtimer: %d SIGUSR1 consumed by the queue (sent 3), %d POSIX timer expirations\n",
 	       usr1, ticks);
 	return usr1 == 3 && ticks > 0 ? 0 : 1;

@@ -35,5 +35,21 @@ for dir in "$@"; do
 	for s in "$KEVENT_TOP/$dir"/*.sh; do
 		[ -e "$s" ] && cp "$s" "$out/"
 	done
+	[ "$dir" = tests ] || continue
+	# The man pages' example programs, built from the pages, and the runs
+	# they show: tests/man_examples.sh checks one against the other.
+	for page in "$KEVENT_TOP"/man/man*/*.[0-9]; do
+		grep -q '^\.\\" SRC BEGIN' "$page" || continue
+		name=man-example-$(basename "$page" | tr . -)
+		"$KEVENT_TOP/scripts/extract-man-example.sh" "$page" source > "$out/$name.c"
+		"$KEVENT_TOP/scripts/extract-man-example.sh" "$page" output > "$out/$name.expected"
+		# A page that shows no run is only compiled.
+		[ -s "$out/$name.expected" ] || rm "$out/$name.expected"
+		gcc -O2 -Wall -Wextra -Werror -static -isystem "$kb/usr/include" -I"$KEVENT_TOP/include" \
+			-o "$out/$name" "$out/$name.c" "$libkevent" ||
+			die "the example of $page does not compile (source: $out/$name.c)"
+		rm "$out/$name.c"
+	done
+	mv "$out/man_examples.sh" "$out/man_examples_test"
 done
 exit 0

@@ -138,6 +138,90 @@ host_check "Documentation/semantics.md states the lock order of rust/kevent.rs" 
 host_check "every hook site is a static-key NOP without the module" \
 	"$KEVENT_TOP/scripts/check-static-keys.py" "$kb/vmlinux"
 
+# `make install` gives a usable library: a program built from the installed
+# headers with `pkg-config kevent` links (shared: the soname; static: the
+# archive) and runs against the installed copy.
+install_is_usable() {
+	local tmp rc=0
+	tmp=$(mktemp -d)
+	make -s -C "$KEVENT_TOP" install PREFIX=/usr/local DESTDIR="$tmp/root" || { rm -rf "$tmp"; return 1; }
+	cat > "$tmp/v.c" <<'C'
+#include <stdio.h>
+#include <libkevent.h>
+int main(void)
+{
+	struct ukevent e;
+
+	kevent_prep_user(&e, 7, KEVENT_REQ_ONESHOT, 9);
+	printf("%s %d\n", kevent_version(), kevent_check_version(LIBKEVENT_VERSION_MAJOR, 0) &&
+	       e.type == KEVENT_UNOTIFY);
+	return 0;
+}
+C
+	export PKG_CONFIG_PATH=$tmp/root/usr/local/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$tmp/root
+	# shellcheck disable=SC2046
+	gcc -o "$tmp/v" "$tmp/v.c" $(pkg-config --cflags --libs kevent) &&
+	gcc -static -o "$tmp/v-static" "$tmp/v.c" $(pkg-config --cflags --libs --static kevent) || rc=1
+	if [ $rc = 0 ]; then
+		readelf -d "$tmp/v" | grep -q 'NEEDED.*\[libkevent.so.1\]' || { echo "not linked to libkevent.so.1"; rc=1; }
+		[ "$(LD_LIBRARY_PATH=$tmp/root/usr/local/lib "$tmp/v")" = "$(cat "$KEVENT_TOP/out/lib/version") 1" ] ||
+			{ echo "the shared program printed the wrong version"; rc=1; }
+		[ "$("$tmp/v-static")" = "$(cat "$KEVENT_TOP/out/lib/version") 1" ] ||
+			{ echo "the static program printed the wrong version"; rc=1; }
+	fi
+	unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+	rm -rf "$tmp"
+	return $rc
+}
+host_check "make install: headers, libkevent (shared, static) and kevent.pc work for a program" \
+	install_is_usable
+# The manual (man/, Documentation/userspace-api.md): lint-clean, and complete.
+man_lint_clean() (
+	if ! command -v mandoc >/dev/null; then
+		echo "mandoc is not installed"
+		exit 1
+	fi
+	cd "$KEVENT_TOP/man"
+	# Run from man/ so that the one-line ".so man3/page.3" links resolve. mandoc
+	# warns about every .so (it prefers hard links); those links are the
+	# man-pages convention, so that one message is the only one tolerated.
+	out=$(mandoc -Tlint -W warning man2/*.2 man3/*.3 man7/*.7 2>&1 |
+		grep -v ': WARNING: \.so is fragile, better use ln(1): so man[0-9]/[a-z0-9_]*\.[0-9]$' || true)
+	[ -z "$out" ] || { echo "$out"; exit 1; }
+)
+man_pages_complete() (
+	cd "$KEVENT_TOP"
+	missing=0 n=0
+	# Every system call of the ABI header, plus aio_write (472: specified, not implemented yet).
+	for name in $(sed -nE 's/^#define[[:space:]]+__NR_([a-z0-9_]+)[[:space:]].*/\1/p' \
+			include/uapi/linux/kevent.h) aio_write; do
+		n=$((n + 1))
+		[ -f "man/man2/$name.2" ] || { echo "no man page man/man2/$name.2"; missing=1; }
+	done
+	# Every function of libkevent.h (prototypes, static inline functions) and its
+	# function-like macros (kevent_queue_for_each).
+	for name in $({ sed -nE 's/^[a-z][^(=;]*[ *](kevent_[a-z0-9_]+)\(.*/\1/p' include/libkevent.h
+			sed -nE 's/^(kevent_[a-z0-9_]+)\(.*/\1/p' include/libkevent.h
+			sed -nE 's/^#define[[:space:]]+(kevent_[a-z0-9_]+)\(.*/\1/p' include/libkevent.h
+		} | sort -u); do
+		n=$((n + 1))
+		[ -f "man/man3/$name.3" ] || { echo "no man page man/man3/$name.3"; missing=1; }
+	done
+	# A link page is one ".so manN/page.N" line naming a page that exists.
+	for f in man/man[237]/*.[237]; do
+		target=$(sed -n 's/^\.so \(man[237]\/[a-z0-9_]*\.[237]\)$/\1/p' "$f")
+		if [ -n "$target" ] && [ ! -f "man/$target" ]; then
+			echo "$f links to missing $target"
+			missing=1
+		fi
+	done
+	[ "$n" -gt 40 ] || { echo "only $n names found: is the extraction broken?"; missing=1; }
+	exit $missing
+)
+host_check "man pages are lint-clean (mandoc -Tlint)" man_lint_clean
+host_check "every system call and libkevent function has a man page or a .so link in man/" \
+	man_pages_complete
+
 # The runner must fail a run whose kernel log shows a report of any detector
 # the kernel has. The test-only module provokes exactly one report, chosen by
 # what=; SETUP lowers the detector's sysctls first. The run must end with 70

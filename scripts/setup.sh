@@ -14,8 +14,9 @@ pkgs=(
 	"rust-web-src=$KEVENT_RUST_VERSION"
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils make gcc libc6-dev
-	qemu-system-x86 busybox-static linux-source-6.12 liburing-dev
-	python3-matplotlib cmake patch zlib1g-dev
+	qemu-system-x86 busybox-static linux-source-6.12 liburing-dev mandoc
+	python3-matplotlib pkgconf memcached libmemcached-tools
+	cmake patch zlib1g-dev
 )
 
 missing=()

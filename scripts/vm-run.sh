@@ -6,6 +6,8 @@
 #   --kernel DIR     kernel build directory (default: build/cache the release kernel)
 #   --files "A B"    host files to copy into the guest's working directory /root
 #   --module KO      a module to copy to /lib/modules in the guest (repeatable)
+#   --overlay DIR    a directory tree to copy over the guest's root (repeatable;
+#                    scripts/build-guest-dyn.sh makes one for dynamic programs)
 #   --load           insmod every --module before running COMMAND
 #   --timeout S      kill the VM after S seconds (default 600)
 #   --log FILE       where to keep the full serial log (default out/vm/serial.log)
@@ -62,13 +64,14 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-kdir= files=() modules=() load=0 timeout=600 log= append= smp=2 mem=2G
+kdir= files=() modules=() overlays=() load=0 timeout=600 log= append= smp=2 mem=2G
 tcg_threads=${KEVENT_TCG_THREADS:-single}
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kdir=$2; shift 2 ;;
 	--files) for f in $2; do files+=("$f"); done; shift 2 ;;
 	--module) modules+=("$2"); shift 2 ;;
+	--overlay) overlays+=("$2"); shift 2 ;;
 	--load) load=1; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
@@ -101,6 +104,10 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,root,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 KEVENT_INSTALL_QUIET=1 "$KEVENT_TOP/scripts/install.sh" /usr "$root"
 for m in "${modules[@]}"; do cp "$m" "$root/lib/modules/"; done
+for o in "${overlays[@]}"; do
+	[ -d "$o" ] || die "no such directory: $o"
+	cp -a "$o/." "$root/"
+done
 for f in "${files[@]}"; do
 	[ -e "$f" ] || die "no such file: $f"
 	cp -r "$f" "$root/root/"
