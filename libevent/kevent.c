@@ -82,6 +82,7 @@ struct kqop {
 	int n_rearm;
 	int rearm_cap;
 	pid_t pid;		/* the process that mapped the ring */
+	int overflow;		/* the ring was full: masks may have been merged */
 };
 
 static void *kq_init(struct event_base *);
@@ -343,6 +344,21 @@ kq_events_of(uint32_t what)
 	return ev;
 }
 
+/* The poll mask of @fd for @mask now; -1 when it cannot be had (closed fd). */
+static int
+kq_poll_now(int fd, uint32_t mask, uint32_t *revents)
+{
+	struct pollfd pfd;
+
+	pfd.fd = fd;
+	pfd.events = (short)mask;
+	pfd.revents = 0;
+	if (poll(&pfd, 1, 0) < 0 || (pfd.revents & POLLNVAL))
+		return -1;
+	*revents = (uint16_t)pfd.revents;
+	return 0;
+}
+
 /* One ring entry. */
 static void
 kq_handle(struct event_base *base, struct kqop *kq, const struct ukevent *e)
@@ -366,16 +382,21 @@ kq_handle(struct event_base *base, struct kqop *kq, const struct ukevent *e)
 	what = e->ret_data[0];
 	if (what & (POLLERR | POLLHUP)) {
 		/* Possibly a wake-up that did not say what happened: ask. */
-		struct pollfd pfd;
+		if (kq_poll_now(fd, fi->mask, &what) < 0)
+			return;
+	} else if (kq->overflow && fi->et && (fi->mask & (fi->mask - 1))) {
+		/*
+		 * While the ring is full, a registration waits on the ready
+		 * list and the module keeps only the mask of its last wake-up:
+		 * a POLLIN edge followed by a POLLOUT one arrives as POLLOUT
+		 * alone. Level-triggered fds are re-checked anyway; an
+		 * edge-triggered fd watching several events is asked, and its
+		 * entry's own edges are kept.
+		 */
+		uint32_t now;
 
-		pfd.fd = fd;
-		pfd.events = (short)fi->mask;
-		pfd.revents = 0;
-		if (poll(&pfd, 1, 0) < 0)
-			return;
-		what = (uint16_t)pfd.revents;
-		if (what & POLLNVAL)
-			return;
+		if (kq_poll_now(fd, fi->mask, &now) == 0)
+			what |= now;
 	}
 	ev = kq_events_of(what);
 	if (ev)
@@ -388,7 +409,7 @@ kq_dispatch(struct event_base *base, struct timeval *tv)
 	struct kqop *kq = base->evbase;
 	struct ukevent *e;
 	unsigned int i, n = 0;
-	int r;
+	int r, waited = 0;
 
 	if (kq->n_rearm)
 		kq_rearm(base, kq);
@@ -416,6 +437,7 @@ kq_dispatch(struct event_base *base, struct timeval *tv)
 			event_warnx("kevent_wait: %s", strerror(-r));
 			return -1;
 		}
+		waited = 1;
 	}
 
 	/* Every entry is handled before the slots are given back. */
@@ -425,6 +447,15 @@ kq_dispatch(struct event_base *base, struct timeval *tv)
 	}
 	if (n)
 		kevent_queue_advance(&kq->q, n);
+	/*
+	 * A full ring may have left registrations on the kernel's ready list
+	 * (see kq_handle). A wait into an empty ring moves all of them in, up
+	 * to the ring's size: when fewer came, none is left behind.
+	 */
+	if (n >= kq->q.ring_size)
+		kq->overflow = 1;
+	else if (waited)
+		kq->overflow = 0;
 	return 0;
 }
 

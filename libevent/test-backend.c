@@ -13,12 +13,15 @@
  *   - an fd closed without event_del() whose number is reused by a new file
  *     that gets a new event: the new file's events arrive;
  *   - EV_CLOSED when the peer of a socket pair closes;
- *   - EV_WRITE on a socket pair whose buffer was full, once the peer reads.
+ *   - EV_WRITE on a socket pair whose buffer was full, once the peer reads;
+ *   - edge-triggered fds watching EV_READ | EV_WRITE, more than the ring
+ *     holds, with a write edge and then a read edge each: both reported.
  *
  * Exits 0 when everything holds, 1 otherwise (one line per failed check).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +151,63 @@ static void many(struct event_base *base, short et)
 	}
 }
 
+static unsigned char seen[MANY];
+
+static void record(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[64];
+	int i = (int)(intptr_t)arg;
+
+	(void)fd;
+	seen[i] |= what & (EV_READ | EV_WRITE);
+	if (what & EV_READ)
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+}
+
+/*
+ * Edge-triggered fds watching EV_READ | EV_WRITE, more of them than the
+ * kevent ring holds, all writable when added and then made readable before
+ * the loop runs: each must be reported both ways (the registrations that
+ * wait for room in the ring get two wake-ups, a write edge and a read edge).
+ */
+static void et_both_ways(struct event_base *base)
+{
+	static int sv[MANY][2];
+	static struct event *evs[MANY];
+	int i, n = 0, both, loops;
+
+	if (!(event_base_get_features(base) & EV_FEATURE_ET))
+		return;
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < 1500; i++) {
+		if (evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]) < 0)
+			break;
+		evutil_make_socket_nonblocking(sv[i][0]);
+		evs[i] = event_new(base, sv[i][0], EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
+				   record, (void *)(intptr_t)i);
+		event_add(evs[i], NULL);
+		n++;
+	}
+	for (i = 0; i < n; i++)
+		CHECK(write(sv[i][1], "x", 1) == 1, "write %d", i);
+	for (loops = 0; loops < 50; loops++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		for (both = 0, i = 0; i < n; i++)
+			both += seen[i] == (EV_READ | EV_WRITE);
+		if (both == n)
+			break;
+	}
+	for (both = 0, i = 0; i < n; i++)
+		both += seen[i] == (EV_READ | EV_WRITE);
+	CHECK(both == n, "edge, read and write: %d of %d fds reported both ways", both, n);
+	for (i = 0; i < n; i++) {
+		event_free(evs[i]);
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
+}
+
 static void reuse_after_close(struct event_base *base)
 {
 	int p[2], q[2];
@@ -238,6 +298,7 @@ int main(void)
 	many(base, 0);
 	if (event_base_get_features(base) & EV_FEATURE_ET)
 		many(base, EV_ET);
+	et_both_ways(base);
 	reuse_after_close(base);
 	closed_and_write(base);
 	event_base_free(base);
