@@ -115,6 +115,21 @@ impl State {
         self.ret_flags = flags;
         self.ret_data = data;
     }
+
+    /// Like [`State::report`] for a result whose `ret_data[0]` is a poll mask, except while the
+    /// registration waits on the ready list to be delivered: then the masks (and flags) of the
+    /// notifications accumulate, because one pending delivery stands for all of them. Otherwise
+    /// a read wake-up arriving while a write wake-up waits for room in the ring would hide the
+    /// write readiness from an edge-triggered consumer for good.
+    pub(crate) fn report_mask(&mut self, (flags, data): Report) {
+        if self.queued {
+            self.ret_flags |= flags;
+            self.ret_data[0] |= data[0];
+            self.ret_data[1] = data[1];
+        } else {
+            self.report((flags, data));
+        }
+    }
 }
 
 /// A registration whose source state is `W`; plain `Registration` is the type-erased one that

@@ -20,6 +20,7 @@
 
 #include "kselftest_harness.h"
 #include "kevent_test.h"
+#include <libkevent.h>
 
 #define RECV KEVENT_SOCKET_RECV
 #define SEND KEVENT_SOCKET_SEND
@@ -432,6 +433,42 @@ TEST_F(src, poll_eventfd_timerfd_epoll_queue)
 	close(efd2);
 	close(tfd);
 	close(efd);
+}
+
+/*
+ * An edge-triggered poll registration waiting for room in a full ring keeps
+ * every wake-up's mask: the write readiness found at ADD and the read
+ * wake-up that follows arrive as one entry with both (a single slot per
+ * registration must not hide the first).
+ */
+TEST(poll_masks_add_up_while_waiting_for_the_ring)
+{
+	struct kevent_queue q;
+	struct ukevent *e, u;
+	int sv[2];
+
+	ASSERT_EQ(0, kevent_queue_init(&q, 1, 0));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv));
+	/* The one slot holds a user event, unconsumed. */
+	kevent_prep_user(&u, 1, 0, 1);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	kevent_prep_fire(&u, 1);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_READY, &u));
+	ASSERT_EQ(1, kevent_queue_ready(&q));
+	kevent_prep_poll(&u, sv[0], POLLIN | POLLOUT, KEVENT_REQ_ET | KEVENT_REQ_ALWAYS_QUEUE, 2);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	/* Writable at ADD; then a read wake-up while it waits on the ready list. */
+	ASSERT_EQ(1, write(sv[1], "x", 1));
+	ASSERT_EQ(0, kevent_queue_wait_timeout(&q, &e, 1000000000ull, NULL));
+	ASSERT_EQ(1, e->user);
+	kevent_queue_advance(&q, 1);
+	ASSERT_EQ(0, kevent_queue_wait_timeout(&q, &e, 1000000000ull, NULL));
+	ASSERT_EQ(2, e->user);
+	EXPECT_EQ(POLLIN | POLLOUT, e->ret_data[0] & (POLLIN | POLLOUT));
+	kevent_queue_advance(&q, 1);
+	close(sv[0]);
+	close(sv[1]);
+	kevent_queue_exit(&q);
 }
 
 /* ---- teardown ---- */

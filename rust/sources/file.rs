@@ -280,6 +280,11 @@ fn evaluate(kind: FileKind, event: u32, revents: u32, sock: Option<&Sock>) -> Op
 fn notify(reg: ArcBorrow<'_, FileReg>, revents: u32, sock: Option<&Sock>) {
     let kind = reg.watch.kind;
     Registration::notify(reg, |st| match evaluate(kind, st.event, revents, sock) {
+        // A poll mask: pending notifications add up.
+        Some(report) if kind == FileKind::Poll => {
+            st.report_mask(report);
+            true
+        }
         Some(report) => {
             st.report(report);
             true
