@@ -68,6 +68,7 @@ struct kevent_queue {
 	unsigned int batch_cap;		/* room in batch[] */
 	unsigned int flags;		/* LIBKEVENT_Q_* (private) */
 	struct ukevent *batch;		/* registrations being prepared */
+	int pid;			/* the process that mapped the ring */
 };
 
 /*
@@ -84,7 +85,13 @@ int kevent_queue_init_batch(struct kevent_queue *q, unsigned int ring_entries,
  * leaves it open). @map_ring: map its ring (if it has one) and consume it.
  */
 int kevent_queue_init_fd(struct kevent_queue *q, int fd, bool map_ring);
-/* Unmaps the ring, frees the batch and closes the descriptor (if owned). */
+/*
+ * Unmaps the ring, frees the batch and closes the descriptor (if owned).
+ * The ring mapping is not inherited across fork(): in a child, exit leaves
+ * the ring's address alone (something else may be mapped there by then) and
+ * a child that wants the ring wraps the inherited descriptor again with
+ * kevent_queue_init_fd().
+ */
 void kevent_queue_exit(struct kevent_queue *q);
 
 static inline int kevent_queue_fd(const struct kevent_queue *q)

@@ -67,6 +67,7 @@ static int map_ring(struct kevent_queue *q, unsigned int entries)
 		return ret;
 	}
 	q->ring = ring;
+	q->pid = getpid();
 	q->ring_bytes = bytes;
 	q->ring_size = entries;
 	q->uidx = __atomic_load_n(&ring->ring_uidx, __ATOMIC_ACQUIRE);
@@ -146,7 +147,8 @@ void kevent_queue_exit(struct kevent_queue *q)
 {
 	int saved = errno;
 
-	if (q->ring)
+	/* Only the process that mapped the ring has it: fork() does not copy it. */
+	if (q->ring && q->pid == getpid())
 		munmap(q->ring, q->ring_bytes);
 	if (q->fd >= 0 && (q->flags & LIBKEVENT_Q_OWN_FD))
 		close(q->fd);

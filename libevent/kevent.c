@@ -81,7 +81,6 @@ struct kqop {
 	int *rearm;		/* fds whose level registration was delivered */
 	int n_rearm;
 	int rearm_cap;
-	pid_t pid;		/* the process that mapped the ring */
 	int overflow;		/* the ring was full: masks may have been merged */
 };
 
@@ -128,7 +127,6 @@ kq_init(struct event_base *base)
 		return NULL;
 	}
 	kq->next_gen = 1;
-	kq->pid = getpid();
 	evsig_init_(base);
 	return kq;
 }
@@ -465,14 +463,7 @@ kq_dealloc(struct event_base *base)
 	struct kqop *kq = base->evbase;
 
 	evsig_dealloc_(base);
-	if (kq->pid != getpid()) {
-		/*
-		 * A child freeing (or event_reinit()ing) its parent's base: the
-		 * ring was not inherited across fork, and something else may be
-		 * mapped at its address by now. Only close the descriptor.
-		 */
-		kq->q.ring = NULL;
-	}
+	/* In a child (event_reinit() after fork), libkevent leaves the parent's ring alone. */
 	kevent_queue_exit(&kq->q);
 	if (kq->rearm)
 		mm_free(kq->rearm);

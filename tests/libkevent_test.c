@@ -11,7 +11,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "kselftest_harness.h"
@@ -325,6 +327,40 @@ TEST(init_fd_shares_the_ring_and_leaves_the_fd_open)
 	kevent_queue_advance(&view, 1);
 	kevent_queue_exit(&view);
 	EXPECT_EQ(0, fcntl(q.fd, F_GETFD) & ~FD_CLOEXEC);
+	kevent_queue_exit(&q);
+}
+
+/*
+ * fork() does not copy the ring mapping: a child's kevent_queue_exit() must
+ * leave whatever the child has at that address alone (here a page of its
+ * own, which would be gone, and reading it fatal, if exit unmapped it).
+ */
+TEST(exit_in_a_child_leaves_its_memory_alone)
+{
+	struct kevent_queue q;
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(0, kevent_queue_init(&q, 8, 0));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		volatile char *p = mmap(q.ring, 4096, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+		if (p != (void *)q.ring)
+			_exit(2);	/* the address was not free: the ring was inherited */
+		p[0] = 'c';
+		kevent_queue_exit(&q);
+		_exit(p[0] == 'c' ? 0 : 3);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status)) TH_LOG("the child died of signal %d", WTERMSIG(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* The parent's ring is intact. */
+	ASSERT_EQ(0, add_users(&q, 3, 1, 0));
+	ASSERT_EQ(0, fire_range(&q, 3, 1));
+	EXPECT_NE(NULL, kevent_queue_peek(&q));
 	kevent_queue_exit(&q);
 }
 
