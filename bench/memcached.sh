@@ -11,6 +11,9 @@
 #
 #   memcached.sh [rounds [seconds [connections]]]
 #
+# MEMCACHED_KEVENT_LIB names another directory holding a libevent-2.1.so.7
+# for the kevent server (to compare two builds of the backend in one boot).
+#
 # Prints BENCH lines (bench/bench.h): ops_per_s, avg_us and p99_us. memaslap
 # keeps latencies in power-of-two buckets only (its "Log2 Dist" row K
 # counts latencies in [2^(K-1), 2^K) us), so p99_us is the upper bound of
@@ -18,7 +21,7 @@
 rounds=${1:-3}
 secs=${2:-5}
 conns=${3:-32}
-kev_lib=/opt/libevent-kevent
+kev_lib=${MEMCACHED_KEVENT_LIB:-/opt/libevent-kevent}
 export PATH=/usr/bin:$PATH
 
 fail() {
