@@ -81,7 +81,6 @@ struct kqop {
 	int *rearm;		/* fds whose level registration was delivered */
 	int n_rearm;
 	int rearm_cap;
-	int overflow;		/* the ring was full: masks may have been merged */
 };
 
 static void *kq_init(struct event_base *);
@@ -382,19 +381,6 @@ kq_handle(struct event_base *base, struct kqop *kq, const struct ukevent *e)
 		/* Possibly a wake-up that did not say what happened: ask. */
 		if (kq_poll_now(fd, fi->mask, &what) < 0)
 			return;
-	} else if (kq->overflow && fi->et && (fi->mask & (fi->mask - 1))) {
-		/*
-		 * While the ring is full, a registration waits on the ready
-		 * list and the module keeps only the mask of its last wake-up:
-		 * a POLLIN edge followed by a POLLOUT one arrives as POLLOUT
-		 * alone. Level-triggered fds are re-checked anyway; an
-		 * edge-triggered fd watching several events is asked, and its
-		 * entry's own edges are kept.
-		 */
-		uint32_t now;
-
-		if (kq_poll_now(fd, fi->mask, &now) == 0)
-			what |= now;
 	}
 	ev = kq_events_of(what);
 	if (ev)
@@ -407,7 +393,7 @@ kq_dispatch(struct event_base *base, struct timeval *tv)
 	struct kqop *kq = base->evbase;
 	struct ukevent *e;
 	unsigned int i, n = 0;
-	int r, waited = 0;
+	int r;
 
 	if (kq->n_rearm)
 		kq_rearm(base, kq);
@@ -435,7 +421,6 @@ kq_dispatch(struct event_base *base, struct timeval *tv)
 			event_warnx("kevent_wait: %s", strerror(-r));
 			return -1;
 		}
-		waited = 1;
 	}
 
 	/* Every entry is handled before the slots are given back. */
@@ -445,15 +430,6 @@ kq_dispatch(struct event_base *base, struct timeval *tv)
 	}
 	if (n)
 		kevent_queue_advance(&kq->q, n);
-	/*
-	 * A full ring may have left registrations on the kernel's ready list
-	 * (see kq_handle). A wait into an empty ring moves all of them in, up
-	 * to the ring's size: when fewer came, none is left behind.
-	 */
-	if (n >= kq->q.ring_size)
-		kq->overflow = 1;
-	else if (waited)
-		kq->overflow = 0;
 	return 0;
 }
 
