@@ -68,10 +68,14 @@ for (b, c, metric), fams in groups.items():
         continue
     k = best["kevent"]
     row = [b, c, metric, f"{k[0]} {fmt(k[1])}"]
+    k_lo, k_hi = stats[(b, c, k[0], metric)][1:3]
     for other in ("epoll", "io_uring"):
         if other in best and best[other][1] > 0:
             o = best[other]
-            row += [f"{o[0]} {fmt(o[1])}", f"{k[1] / o[1]:.2f}"]
+            o_lo, o_hi = stats[(b, c, o[0], metric)][1:3]
+            # "~": the two min-max ranges overlap, so the order may be noise.
+            mark = "~" if k_lo <= o_hi and o_lo <= k_hi else ""
+            row += [f"{o[0]} {fmt(o[1])}", f"{k[1] / o[1]:.2f}{mark}"]
         else:
             row += ["-", "-"]
     ratios.append(row)
@@ -80,7 +84,9 @@ header = ["benchmark", "case", "metric", "best kevent", "best epoll", "kevent ÷
           "best io_uring", "kevent ÷ io_uring"]
 md = ["# Benchmark results", "",
       "Medians over the rounds of one VM run (QEMU TCG: absolute numbers are emulation "
-      "numbers; compare ratios). `_per_s`: higher is better; ns, us: lower is better.", "",
+      "numbers; compare ratios). `_per_s`: higher is better; ns, us: lower is better. "
+      "A ratio marked `~` compares two mechanisms whose min–max ranges overlap: "
+      "the difference may be noise.", "",
       "## Ratios", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 md += ["| " + " | ".join(r) + " |" for r in ratios]
 md += ["", "## All results (median [min–max], rounds)", "",
@@ -130,4 +136,5 @@ widths = [max(len(str(r[i])) for r in ratios + [header]) for i in range(len(head
 print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
 for r in ratios:
     print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+print("(~: the min-max ranges of the two overlap; the difference may be noise)")
 print(f"\nresults: {outdir}/results.md, results.csv and {len(list(outdir.glob('*.png')))} plots")
