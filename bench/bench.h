@@ -63,6 +63,28 @@ static inline void check_ret(long ret, const char *what)
 	}
 }
 
+/*
+ * CPU time every CPU spent busy since boot (user, nice, system, irq, softirq,
+ * steal: the first line of /proc/stat), in ns. Its difference over a run
+ * counts the work of every context the run caused, softirqs and kernel
+ * workers included, which per-process times would leave out. Resolution:
+ * one tick (USER_HZ, 10 ms).
+ */
+static inline uint64_t cpu_busy_ns(void)
+{
+	unsigned long long v[8];
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "re");
+	int n;
+
+	check(f != NULL, "open /proc/stat");
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	check(n == 8 && hz > 0, "parse /proc/stat");
+	return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * (1000000000ull / (uint64_t)hz);
+}
+
 static inline void emit(const char *bench, const char *c, const char *mech,
 			const char *metric, double value)
 {
