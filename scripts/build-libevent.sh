@@ -12,19 +12,29 @@
 #   scripts/build-libevent.sh [static|shared|all]     (default: all)
 #
 # Incremental: each step is skipped when its output is newer than its inputs.
-# The tarball is the unmodified upstream one of ../shared/third_party
+# The tarball is the unmodified upstream one of shared/third_party
 # (LIBEVENT_TARBALL overrides it); its sha256 is checked.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 what=${1:-all}
 case "$what" in static|shared|all) ;; *) die "usage: $0 [static|shared|all]" ;; esac
 
-tarball=${LIBEVENT_TARBALL:-$KEVENT_TOP/../shared/third_party/libevent-2.1.12-stable.tar.gz}
+# Where it is looked for: $LIBEVENT_TARBALL, then third_party/ beside the
+# checkout (../shared/third_party), then the machine's /work/shared/third_party
+# (a clone elsewhere, as CI makes); the first that exists is used.
+name=libevent-2.1.12-stable.tar.gz
+tarball=${LIBEVENT_TARBALL:-}
+if [ -z "$tarball" ]; then
+	for dir in "$KEVENT_TOP/../shared/third_party" /work/shared/third_party; do
+		[ -f "$dir/$name" ] && { tarball=$dir/$name; break; }
+	done
+fi
 sha256=fa647e8ccd6b833bb02c62d9125422f74cbfdf73ad2dd12f8915f644b0ff2b9a
 here=$KEVENT_TOP/libevent
 out=$KEVENT_TOP/out/libevent
 src=$out/src
-[ -f "$tarball" ] || die "no libevent tarball at $tarball"
+[ -n "$tarball" ] && [ -f "$tarball" ] ||
+	die "no $name (looked in \$LIBEVENT_TARBALL, $KEVENT_TOP/../shared/third_party, /work/shared/third_party): set LIBEVENT_TARBALL to the unmodified upstream tarball (git archive of tag release-2.1.12-stable)"
 command -v cmake >/dev/null || die "cmake is missing (scripts/setup.sh installs it)"
 
 "$KEVENT_TOP/scripts/build-lib.sh"
