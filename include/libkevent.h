@@ -290,10 +290,17 @@ static inline void kevent_queue_advance(struct kevent_queue *q, unsigned int n)
  *	kevent_queue_advance(q, n);
  */
 #define kevent_queue_for_each(q, i, e)							\
-	for ((i) = (q)->uidx;								\
-	     ((e) = (i) != __atomic_load_n(&(q)->ring->ring_kidx, __ATOMIC_ACQUIRE)	\
-		      ? &(q)->ring->event[(i) & ((q)->ring_size - 1)] : NULL);		\
-	     (i)++)
+	/* Ring and mask in locals whose address never escapes: the compiler keeps	\
+	 * them in registers instead of reloading them from *q after every	\
+	 * acquire load. The outer loops run once; a break ends them too. */	\
+	for (struct kevent_ring *__kq_ring = (q)->ring; __kq_ring; __kq_ring = NULL)	\
+		for (unsigned int __kq_mask = (q)->ring_size - 1, __kq_once = 1;	\
+		     __kq_once; __kq_once = 0)						\
+			for ((i) = (q)->uidx;						\
+			     ((e) = (i) != __atomic_load_n(&__kq_ring->ring_kidx,	\
+							   __ATOMIC_ACQUIRE)		\
+				      ? &__kq_ring->event[(i) & __kq_mask] : NULL);	\
+			     (i)++)
 
 /*
  * Fills @arg for the waiting calls: a timeout of @timeout_ns (relative;
