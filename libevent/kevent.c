@@ -15,15 +15,16 @@
  *   POLLOUT / POLLRDHUP mask), always added with KEVENT_REQ_ALWAYS_QUEUE so
  *   that an fd that is ready when added is kept and queued instead of being
  *   reported by kevent_ctl() and dropped.
- * - The ring reports each wake-up of a watched file once, without
- *   re-checking it: that is edge triggering. EV_ET fds use it as it is.
- *   Level-triggered fds (libevent's default) are registered with
- *   KEVENT_REQ_DISPATCH: the kernel disables the registration when it puts
- *   its event in the ring, and before the next wait the backend re-enables
- *   every such fd with one batched KEVENT_CTL_MODIFY, which re-checks the
- *   file with ->poll and queues it again if it is still ready. That is
- *   level triggering, with no duplicate reports and one kevent_ctl() per
- *   loop iteration that delivered level-triggered events.
+ * - EV_ET fds are registered with KEVENT_REQ_ET: the ring reports each
+ *   wake-up once. Level-triggered fds (libevent's default) are plain
+ *   registrations: the kernel re-checks a level-triggered entry with ->poll
+ *   once its ring slot was consumed, at the next kevent_wait() (or
+ *   kevent_commit()), and publishes it again while the file stays ready, as
+ *   epoll_wait() re-checks its level-triggered items. The backend sleeps in
+ *   kevent_wait() only when the ring is empty, so an idle loop costs one
+ *   system call per iteration; when the ring is not empty and the last
+ *   iteration delivered level-triggered entries, one kevent_commit() has
+ *   them re-checked without sleeping.
  * - Ring entries carry the poll mask of the wake-up. A wake-up without a
  *   mask (some wake-ups, e.g. a TCP state change, do not say) comes as
  *   every requested bit plus POLLERR | POLLHUP: entries with POLLERR or
@@ -64,23 +65,20 @@
 
 /* Entries of the ring (a power of two): 48 bytes each. */
 #define KQ_RING_ENTRIES 1024
-/* Re-arm modifications submitted per kevent_ctl(). */
+/* Registrations submitted per kevent_ctl() (the batch is for kevent_ctl() itself). */
 #define KQ_BATCH 64
 
 /* What the backend keeps per fd, in libevent's evmap entry (zeroed at first). */
 struct kq_fdinfo {
 	uint32_t mask;		/* POLL* mask registered in the queue; 0: none */
 	uint32_t gen;		/* generation of the registration: its user cookie */
-	uint8_t et;		/* registered edge-triggered (else level: DISPATCH) */
-	uint8_t disarmed;	/* level: delivered, so disabled until re-armed */
+	uint8_t et;		/* registered edge-triggered (else level-triggered) */
 };
 
 struct kqop {
 	struct kevent_queue q;
 	uint32_t next_gen;	/* generation counter of registrations */
-	int *rearm;		/* fds whose level registration was delivered */
-	int n_rearm;
-	int rearm_cap;
+	int level_seen;		/* the last iteration handled level-triggered entries */
 };
 
 static void *kq_init(struct event_base *);
@@ -149,7 +147,7 @@ static int
 kq_ctl1(struct kqop *kq, unsigned int cmd, int fd, uint32_t mask, int et, uint32_t gen)
 {
 	struct ukevent e;
-	uint32_t flags = KEVENT_REQ_ALWAYS_QUEUE | (et ? KEVENT_REQ_ET : KEVENT_REQ_DISPATCH);
+	uint32_t flags = KEVENT_REQ_ALWAYS_QUEUE | (et ? KEVENT_REQ_ET : 0);
 	int r;
 
 	if (cmd == KEVENT_CTL_REMOVE)
@@ -178,7 +176,6 @@ kq_apply(struct event_base *base, int fd, struct kq_fdinfo *fi, uint32_t want, i
 			return 0;
 		r = kq_ctl1(kq, KEVENT_CTL_REMOVE, fd, 0, 0, 0);
 		fi->mask = 0;
-		fi->disarmed = 0;
 		/* ENOENT, EBADF: the fd was closed first, which removed it. */
 		if (r == 0 || r == -ENOENT || r == -EBADF)
 			return 0;
@@ -212,7 +209,6 @@ kq_apply(struct event_base *base, int fd, struct kq_fdinfo *fi, uint32_t want, i
 	}
 	if (r < 0) {
 		fi->mask = 0;
-		fi->disarmed = 0;
 		event_warnx("kevent ADD of fd %d: %s", fd, strerror(-r));
 		errno = -r;
 		return -1;
@@ -221,7 +217,6 @@ kq_apply(struct event_base *base, int fd, struct kq_fdinfo *fi, uint32_t want, i
 done:
 	fi->mask = want;
 	fi->et = !!et;
-	fi->disarmed = 0;	/* MODIFY and ADD enable it */
 	return 0;
 }
 
@@ -241,83 +236,6 @@ kq_del(struct event_base *base, evutil_socket_t fd, short old, short events, voi
 	uint32_t want = poll_mask_of(old & ~events);
 
 	return kq_apply(base, fd, fi, want, fi->et);
-}
-
-static void
-kq_push_rearm(struct kqop *kq, int fd)
-{
-	if (kq->n_rearm == kq->rearm_cap) {
-		int cap = kq->rearm_cap ? kq->rearm_cap * 2 : 64;
-		int *n = mm_realloc(kq->rearm, cap * sizeof(int));
-
-		if (!n) {
-			/* Keep going: the fd stays disarmed until libevent changes it. */
-			event_warn("kevent: cannot grow the re-arm list");
-			return;
-		}
-		kq->rearm = n;
-		kq->rearm_cap = cap;
-	}
-	kq->rearm[kq->n_rearm++] = fd;
-}
-
-/* Handles what one submitted batch of re-arm MODIFYs gave back. */
-static void
-kq_rearm_submit(struct event_base *base, struct kqop *kq)
-{
-	struct ukevent *back;
-	int i, n;
-
-	n = kevent_queue_submit(&kq->q, KEVENT_CTL_MODIFY, &back);
-	if (n < 0) {
-		event_warnx("kevent_ctl(MODIFY): %s", strerror(-n));
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		int fd = (int)back[i].id.raw[0];
-		struct kq_fdinfo *fi = evmap_io_get_fdinfo_(&base->io, fd);
-
-		if (!(back[i].ret_flags & KEVENT_RET_BROKEN) || !fi)
-			continue;
-		/*
-		 * ENOENT: the file was closed without event_del() (which
-		 * removed its registration). The next event_add() adds it again.
-		 */
-		if ((int)back[i].ret_data[1] != -ENOENT)
-			event_warnx("kevent re-arm of fd %d: %s", fd,
-			    strerror(-(int)back[i].ret_data[1]));
-		fi->mask = 0;
-		fi->disarmed = 0;
-	}
-}
-
-/* Re-enables the level-triggered registrations delivered since the last wait. */
-static void
-kq_rearm(struct event_base *base, struct kqop *kq)
-{
-	int i;
-
-	for (i = 0; i < kq->n_rearm; i++) {
-		int fd = kq->rearm[i];
-		struct kq_fdinfo *fi = evmap_io_get_fdinfo_(&base->io, fd);
-		struct ukevent *e;
-
-		if (!fi || !fi->disarmed)
-			continue;
-		fi->disarmed = 0;
-		if (!fi->mask || fi->et)
-			continue;
-		e = kevent_queue_get_entry(&kq->q);
-		if (!e) {
-			kq_rearm_submit(base, kq);
-			if (!(e = kevent_queue_get_entry(&kq->q)))
-				continue;	/* cannot happen: the batch is empty */
-		}
-		kevent_prep_poll(e, fd, fi->mask,
-		    KEVENT_REQ_ALWAYS_QUEUE | KEVENT_REQ_DISPATCH, fi->gen);
-	}
-	kq->n_rearm = 0;
-	kq_rearm_submit(base, kq);
 }
 
 /* libevent's events for poll mask @what, as epoll.c translates them. */
@@ -371,11 +289,8 @@ kq_handle(struct event_base *base, struct kqop *kq, const struct ukevent *e)
 	fi = evmap_io_get_fdinfo_(&base->io, fd);
 	if (!fi || !fi->mask || (uint32_t)e->user != fi->gen)
 		return;		/* of an older registration of this fd number */
-	if (!fi->et && !fi->disarmed) {
-		/* DISPATCH disabled it when it entered the ring. */
-		fi->disarmed = 1;
-		kq_push_rearm(kq, fd);
-	}
+	if (!fi->et)
+		kq->level_seen = 1;
 	what = e->ret_data[0];
 	if (what & (POLLERR | POLLHUP)) {
 		/* Possibly a wake-up that did not say what happened: ask. */
@@ -394,9 +309,6 @@ kq_dispatch(struct event_base *base, struct timeval *tv)
 	struct ukevent *e;
 	unsigned int i, n = 0;
 	int r;
-
-	if (kq->n_rearm)
-		kq_rearm(base, kq);
 
 	if (!kevent_queue_peek(&kq->q)) {
 		uint64_t ns = UINT64_MAX;
@@ -421,7 +333,15 @@ kq_dispatch(struct event_base *base, struct timeval *tv)
 			event_warnx("kevent_wait: %s", strerror(-r));
 			return -1;
 		}
+	} else if (kq->level_seen) {
+		/* Have the level-triggered entries handled last time re-checked. */
+		r = kevent_queue_flush(&kq->q);
+		if (r < 0) {
+			event_warnx("kevent_commit: %s", strerror(-r));
+			return -1;
+		}
 	}
+	kq->level_seen = 0;
 
 	/* Every entry is handled before the slots are given back. */
 	kevent_queue_for_each(&kq->q, i, e) {
@@ -441,8 +361,6 @@ kq_dealloc(struct event_base *base)
 	evsig_dealloc_(base);
 	/* In a child (event_reinit() after fork), libkevent leaves the parent's ring alone. */
 	kevent_queue_exit(&kq->q);
-	if (kq->rearm)
-		mm_free(kq->rearm);
 	memset(kq, 0, sizeof(*kq));
 	mm_free(kq);
 }

@@ -10,8 +10,8 @@ use crate::{
         uapi::{self, Ukevent, WaitArg},
     },
     queue::Queue,
-    ready::{InFlight, Ready},
-    registration::Registration,
+    ready::{is_level_file, InFlight, Ready},
+    registration::{Registration, Report},
 };
 use kernel::{
     error::code::*,
@@ -327,18 +327,13 @@ impl Batch {
     }
 }
 
-/// Whether a delivered event is level-triggered and confirmed (a file event): it is re-checked
-/// at the next harvest.
-fn is_level_file(reg: &Registration, event: &Ukevent) -> bool {
-    reg.watch.confirmed()
-        && event.req_flags & (uapi::REQ_ONESHOT | uapi::REQ_ET | uapi::REQ_DISPATCH) == 0
-}
-
-/// `kevent_wait()`: moves up to `num` (0: any number of) ready events into the ring and sleeps
+/// `kevent_wait()`: re-checks the level-triggered entries consumed ([`recheck_level`]), moves
+/// up to `num` (0: any number of) ready events into the ring and sleeps
 /// while the ring holds nothing unconsumed and the consumer index still is `old_uidx`. Returns
 /// the number of unconsumed entries in the ring.
 pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> Result<i32> {
     let max = if num == 0 { usize::MAX } else { num as usize };
+    recheck_level(queue);
     let kicks = queue.ready.lock().kicks();
     let check = || -> Result<bool> {
         queue.flush_to_ring(max);
@@ -359,10 +354,80 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
     Ok(unconsumed as i32)
 }
 
-/// `kevent_commit()`: releases the ring slots up to `new_uidx` of wrap `over` and refills them
-/// from the ready list. Returns the number of slots released.
+/// Re-checks the level-triggered file events parked in the ring whose entries the consumer has
+/// consumed (as `epoll_wait` re-checks the level-triggered items it delivered): those whose
+/// file is still ready are queued again with a fresh result, to be published by the caller; the
+/// others go idle until their next notification. Only as many are queued again as the ring has
+/// room for, so that each is published right after its re-check; the rest stay parked, in
+/// order, for the next call. `BATCH` registrations per lock hold; each is re-checked once.
+fn recheck_level(queue: &Queue) {
+    let (mut left, mut room) = {
+        let mut ready = queue.ready.lock();
+        match ready.parked() {
+            0 => (0, 0),
+            parked => (parked, ready.ring_room()),
+        }
+    };
+    let mut requeued = false;
+    while left > 0 && room > 0 {
+        let mut items: [Option<(InFlight, u32)>; BATCH] = core::array::from_fn(|_| None);
+        let mut n = 0;
+        {
+            let mut ready = queue.ready.lock();
+            while n < BATCH && n < left && n < room {
+                let Some(taken) = ready.take_parked() else {
+                    break;
+                };
+                items[n] = Some(taken);
+                n += 1;
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        left -= n;
+        let mut reports: [Option<Report>; BATCH] = [None; BATCH];
+        {
+            let regs = queue.registrations.lock();
+            let mut live = [false; BATCH];
+            {
+                let ready = queue.ready.lock();
+                for (i, (item, _)) in items[..n].iter().flatten().enumerate() {
+                    live[i] = !item.state.access(&ready).detached;
+                }
+            }
+            for (i, (item, event)) in items[..n].iter().flatten().enumerate() {
+                if live[i] {
+                    reports[i] = item.watch.confirm(&regs, *event);
+                }
+            }
+        }
+        let mut ready = queue.ready.lock();
+        for (i, slot) in items[..n].iter_mut().enumerate() {
+            let Some((item, _)) = slot.take() else {
+                continue;
+            };
+            requeued |= match reports[i] {
+                Some(report) => {
+                    room = room.saturating_sub(1);
+                    ready.relevel_with(item, report)
+                }
+                None => ready.dismiss(item),
+            };
+        }
+    }
+    if requeued {
+        // Another thread may be waiting on the queue too.
+        queue.wake_waiters(1);
+    }
+}
+
+/// `kevent_commit()`: releases the ring slots up to `new_uidx` of wrap `over`, re-checks the
+/// level-triggered entries consumed, and refills the ring from the ready list. Returns the
+/// number of slots released.
 pub(crate) fn commit(queue: &Arc<Queue>, new_uidx: u32, over: u32) -> Result<i32> {
     let released = queue.ready.lock().commit(new_uidx, over)?;
+    recheck_level(queue);
     let moved = queue.flush_to_ring(usize::MAX);
     if moved > 0 {
         queue.wake_waiters(1);

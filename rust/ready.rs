@@ -10,13 +10,19 @@
 //! ("in flight"), then either confirms it (`delivered`: `ONESHOT` detaches, `DISPATCH`
 //! disables, a registration that fired again meanwhile is queued again) or puts it back in front
 //! (`undeliver`, when copying to user space failed). Nothing is ever dropped.
+//!
+//! Level-triggered file events published into the ring stay in flight, "parked" on the `level`
+//! list: like epoll, which re-checks a delivered level-triggered item at the next
+//! `epoll_wait`, `kevent_wait` re-checks with `->poll` those whose entries the consumer has
+//! consumed (`harvest::recheck_level`), and publishes them again while their file stays ready. A
+//! notification for a parked registration publishes a new entry at once.
 
 use crate::{
     compat::{
         shared_pages::SharedPages,
         uapi::{self, Ukevent},
     },
-    registration::{Registration, State},
+    registration::{Registration, Report, State},
 };
 use kernel::{
     error::code::*,
@@ -79,6 +85,12 @@ impl RingState {
         self.kidx.wrapping_sub(self.uidx)
     }
 
+    /// Whether user space has consumed the entry at index `pos` (one of the last `size`
+    /// published).
+    fn consumed(&self, pos: u32) -> bool {
+        self.kidx.wrapping_sub(pos) > self.kidx.wrapping_sub(self.uidx)
+    }
+
     /// Writes `ev` into the next free slot and publishes it. The caller checked for space.
     fn publish(&mut self, ev: &Ukevent) {
         let slot = (self.kidx & self.size.wrapping_sub(1)) as usize;
@@ -107,6 +119,10 @@ pub(crate) struct Ready {
     list: List<Registration>,
     /// Delivered `ONESHOT` registrations, to remove from the tree in process context.
     reap: List<Registration>,
+    /// Parked registrations: level-triggered file events in the ring, to re-check.
+    level: List<Registration>,
+    /// Registrations on `level`.
+    nr_level: usize,
     /// Registrations on `list`.
     nr: usize,
     /// Last sequence number handed out.
@@ -124,6 +140,8 @@ impl Ready {
         Self {
             list: List::new(),
             reap: List::new(),
+            level: List::new(),
+            nr_level: 0,
             nr: 0,
             seq: 0,
             kicks: 0,
@@ -157,7 +175,7 @@ impl Ready {
         if self.dead {
             return None;
         }
-        let wake_all = {
+        let (wake_all, parked) = {
             let st = reg.state.access_mut(self);
             if st.detached || !st.enabled {
                 return None;
@@ -170,19 +188,29 @@ impl Ready {
                 st.early = true;
                 return None;
             }
-            if st.in_flight {
+            let parked = st.parked;
+            if parked {
+                // Its last event is in the ring already: this one is new.
+                st.parked = false;
+                st.in_flight = false;
+            } else if st.in_flight {
                 // The harvester queues it again when it is done with it.
                 st.again = true;
                 return None;
-            }
-            if st.queued {
+            } else if st.queued {
                 return None;
             }
             st.queued = true;
-            st.req_flags & uapi::REQ_WAKEUP_ALL != 0
+            (st.req_flags & uapi::REQ_WAKEUP_ALL != 0, parked)
         };
-        let Some(item) = ListArc::try_from_arc_borrow(reg) else {
-            // Unreachable: `queued` was false, so no `ListArc` existed. Stay consistent anyway.
+        let item = if parked {
+            self.unpark(&reg)
+        } else {
+            ListArc::try_from_arc_borrow(reg)
+        };
+        let Some(item) = item else {
+            // Unreachable: `queued` was false, so no `ListArc` existed, or it was parked, so
+            // its `ListArc` was on `level`. Stay consistent anyway.
             reg.state.access_mut(self).queued = false;
             return None;
         };
@@ -299,6 +327,70 @@ impl Ready {
         live
     }
 
+    /// Parks `item`, whose level-triggered file event was just published into the ring at
+    /// index `pos`.
+    fn park(&mut self, item: InFlight, pos: u32) {
+        let st = item.state.access_mut(self);
+        st.parked = true;
+        st.ring_pos = pos;
+        self.level.push_back(item);
+        self.nr_level = self.nr_level.saturating_add(1);
+    }
+
+    /// Takes parked `reg` off the `level` list; the caller has cleared `parked`.
+    fn unpark(&mut self, reg: &Registration) -> Option<InFlight> {
+        // SAFETY: `reg` was parked, so by the invariants of `State` its `ListArc` is on `level`
+        // and on no other list with the same id.
+        let item = unsafe { self.level.remove(reg) };
+        if item.is_some() {
+            self.nr_level = self.nr_level.saturating_sub(1);
+        }
+        item
+    }
+
+    /// Parked registrations waiting to be re-checked.
+    pub(crate) fn parked(&self) -> usize {
+        self.nr_level
+    }
+
+    /// Takes the oldest parked registration to re-check it, with its interest mask, if user
+    /// space has consumed its entry (`level` is in the order of the ring); it stays in flight (a
+    /// notification meanwhile sets `again`).
+    pub(crate) fn take_parked(&mut self) -> Option<(InFlight, u32)> {
+        let pos = self.level.iter().next()?.state.access(self).ring_pos;
+        let ring = self.ring.as_mut()?;
+        ring.refresh_uidx();
+        if !ring.consumed(pos) {
+            return None;
+        }
+        let item = self.level.pop_front()?;
+        self.nr_level = self.nr_level.saturating_sub(1);
+        let st = item.state.access_mut(self);
+        st.parked = false;
+        let event = st.event;
+        Some((item, event))
+    }
+
+    /// Ends the re-check of a parked registration whose file is still ready with `report`: it
+    /// is queued again, to be published into the ring. If it fired meanwhile, that newer
+    /// result is kept. Returns true when it was queued.
+    pub(crate) fn relevel_with(&mut self, item: InFlight, report: Report) -> bool {
+        {
+            let st = item.state.access_mut(self);
+            st.in_flight = false;
+            if st.detached {
+                st.queued = false;
+                st.again = false;
+                return false;
+            }
+            if !core::mem::replace(&mut st.again, false) {
+                st.report(report);
+            }
+        }
+        self.push_back(item);
+        true
+    }
+
     /// Puts `item` back at the head of the list with the result of `event` restored (copying it
     /// out failed). If it fired again while in flight, the counts add up and the newer
     /// value (`ret_data[1]`: a payload, a sender) wins.
@@ -325,13 +417,21 @@ impl Ready {
     /// Detaches `reg` (removed by `kevent_ctl` or its queue): it never becomes ready again and
     /// leaves the ready list.
     pub(crate) fn detach(&mut self, reg: &Registration) {
-        let on_list = {
+        let (on_list, parked) = {
             let st = reg.state.access_mut(self);
             let on_list = st.queued && !st.in_flight;
+            let parked = core::mem::replace(&mut st.parked, false);
+            if parked {
+                st.in_flight = false;
+            }
             st.detached = true;
             st.queued = false;
-            on_list
+            (on_list, parked)
         };
+        if parked {
+            drop(self.unpark(reg));
+            return;
+        }
         if !on_list {
             return;
         }
@@ -374,10 +474,17 @@ impl Ready {
             let Some((item, event)) = self.take() else {
                 break;
             };
+            // The ring was there a moment ago, under the same lock hold.
+            let mut pos = 0;
             if let Some(ring) = self.ring.as_mut() {
+                pos = ring.kidx;
                 ring.publish(&event);
             }
-            self.delivered(item);
+            if is_level_file(&item, &event) {
+                self.park(item, pos);
+            } else {
+                self.delivered(item);
+            }
             moved = moved.saturating_add(1);
         }
         moved
@@ -388,6 +495,15 @@ impl Ready {
         let ring = self.ring.as_mut().ok_or(EINVAL)?;
         let unconsumed = ring.unconsumed();
         Ok((unconsumed, ring.uidx))
+    }
+
+    /// Free ring slots that the ready list does not claim yet.
+    pub(crate) fn ring_room(&mut self) -> usize {
+        let Some(ring) = self.ring.as_mut() else {
+            return 0;
+        };
+        let free = ring.size.saturating_sub(ring.unconsumed()) as usize;
+        free.saturating_sub(self.nr)
     }
 
     /// `kevent_commit`: moves the consumer index to slot `new_uidx` of wrap `over`. Returns the
@@ -435,8 +551,23 @@ impl Ready {
             st.queued = false;
             st.detached = true;
         }
+        while let Some(item) = self.level.pop_front() {
+            let st = item.state.access_mut(self);
+            st.parked = false;
+            st.in_flight = false;
+            st.queued = false;
+            st.detached = true;
+        }
         while self.reap.pop_front().is_some() {}
         self.nr = 0;
+        self.nr_level = 0;
         self.ring.take().map(|r| r.pages)
     }
+}
+
+/// Whether a delivered event is level-triggered and confirmed (a file event): it is re-checked
+/// at the next harvest, or parked until the next `kevent_wait` when it went into the ring.
+pub(crate) fn is_level_file(reg: &Registration, event: &Ukevent) -> bool {
+    reg.watch.confirmed()
+        && event.req_flags & (uapi::REQ_ONESHOT | uapi::REQ_ET | uapi::REQ_DISPATCH) == 0
 }

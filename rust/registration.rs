@@ -54,6 +54,8 @@ impl Key {
 /// - `queued` is true while the registration's `ListArc` is on the ready list or held by a
 ///   harvester (`in_flight`); it is false for a detached registration.
 /// - `in_flight` implies `queued`.
+/// - `parked` implies `in_flight`; a parked registration's `ListArc` is on its queue's list of
+///   level-triggered events in the ring (`Ready::level`) and on no other list.
 pub(crate) struct State {
     /// The interest mask (`ukevent.event`).
     pub(crate) event: u32,
@@ -77,6 +79,11 @@ pub(crate) struct State {
     pub(crate) in_flight: bool,
     /// Became ready again while in flight: queue it again after delivery.
     pub(crate) again: bool,
+    /// A level-triggered file event of it is in the ring: `kevent_wait` re-checks the file once
+    /// the consumer has caught up (see `ready.rs`).
+    pub(crate) parked: bool,
+    /// The ring index of its last entry, while `parked`.
+    pub(crate) ring_pos: u32,
     /// Per-queue sequence number of the moment it became ready.
     pub(crate) seq: u64,
     /// `KEVENT_RET_*` to report.
@@ -99,6 +106,8 @@ impl State {
             queued: false,
             in_flight: false,
             again: false,
+            parked: false,
+            ring_pos: 0,
             seq: 0,
             ret_flags: 0,
             ret_data: [0, 0],

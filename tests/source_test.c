@@ -471,6 +471,204 @@ TEST(poll_masks_add_up_while_waiting_for_the_ring)
 	kevent_queue_exit(&q);
 }
 
+/* ---- level-triggered events through the ring ---- */
+
+#define SEC 1000000000ull
+
+/*
+ * A level-triggered socket event in the ring is re-checked by kevent_wait
+ * once the consumer has caught up (as epoll_wait re-checks a delivered LT
+ * item): it comes again while the data stay unread, and not after they were
+ * read. An edge-triggered one comes once.
+ */
+TEST(ring_level_event_repeats_while_the_socket_stays_readable)
+{
+	struct kevent_queue q;
+	struct ukevent *e, u;
+	char buf[8];
+	int sv[2];
+
+	ASSERT_EQ(0, kevent_queue_init(&q, 8, 0));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv));
+	kevent_prep_socket(&u, sv[0], RECV, 0, 7);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	kevent_prep_socket(&u, sv[1], RECV, KEVENT_REQ_ET, 8);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	ASSERT_EQ(2, write(sv[1], "ab", 2));
+	ASSERT_EQ(1, write(sv[0], "z", 1));
+	for (int round = 0; round < 3; round++) {
+		int seen[2] = { 0, 0 };
+
+		do {
+			ASSERT_EQ(0, kevent_queue_wait_timeout(&q, &e, SEC, NULL));
+			ASSERT_TRUE(e->user == 7 || e->user == 8);
+			seen[e->user - 7]++;
+			if (e->user == 7)
+				EXPECT_LE(1, e->ret_data[0]);
+			kevent_queue_advance(&q, 1);
+		} while (kevent_queue_ready(&q));
+		EXPECT_EQ(1, seen[0]) TH_LOG("round %d", round);
+		EXPECT_EQ(round == 0, seen[1]) TH_LOG("round %d", round);
+	}
+	ASSERT_EQ(2, read(sv[0], buf, sizeof(buf)));
+	EXPECT_EQ(-ETIME, kevent_queue_wait_timeout(&q, &e, SEC / 20, NULL));
+	/* Data again: published from the hook, in the ring with no call. */
+	ASSERT_EQ(1, write(sv[1], "c", 1));
+	EXPECT_EQ(1, kevent_queue_ready(&q));
+	kevent_queue_advance(&q, 1);
+	/* More data while its entry is consumed but not yet re-checked. */
+	ASSERT_EQ(1, write(sv[1], "d", 1));
+	ASSERT_EQ(1, kevent_queue_ready(&q));
+	e = kevent_queue_peek(&q);
+	EXPECT_EQ(7, e->user);
+	kevent_queue_advance(&q, 1);
+	close(sv[0]);
+	close(sv[1]);
+	kevent_queue_exit(&q);
+}
+
+/*
+ * Only entries the consumer has consumed are re-checked: with a's entry
+ * consumed and b's not, kevent_wait (or kevent_commit) publishes a again
+ * behind b, and b once.
+ */
+TEST(ring_level_recheck_only_for_consumed_entries)
+{
+	struct kevent_queue q;
+	struct ukevent u;
+	int a[2], b[2];
+
+	ASSERT_EQ(0, kevent_queue_init(&q, 8, 0));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b));
+	kevent_prep_socket(&u, a[0], RECV, 0, 1);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	kevent_prep_socket(&u, b[0], RECV, 0, 2);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	ASSERT_EQ(1, write(a[1], "x", 1));
+	ASSERT_EQ(1, write(b[1], "x", 1));
+	ASSERT_EQ(2, kevent_queue_ready(&q));
+	EXPECT_EQ(1, kevent_queue_peek(&q)->user);
+	kevent_queue_advance(&q, 1);
+	/* The ring is not empty: kevent_wait returns at once, with a again. */
+	EXPECT_EQ(2, kevent_wait(q.fd, 0, q.uidx, NULL));
+	ASSERT_EQ(2, kevent_queue_ready(&q));
+	EXPECT_EQ(2, kevent_queue_peek(&q)->user);
+	kevent_queue_advance(&q, 1);
+	EXPECT_EQ(1, kevent_queue_peek(&q)->user);
+	kevent_queue_advance(&q, 1);
+	/* kevent_commit re-checks too: both come again, in turn. */
+	EXPECT_LE(0, kevent_queue_flush(&q));
+	ASSERT_EQ(2, kevent_queue_ready(&q));
+	EXPECT_EQ(2, kevent_queue_peek(&q)->user);
+	kevent_queue_advance(&q, 1);
+	EXPECT_EQ(1, kevent_queue_peek(&q)->user);
+	kevent_queue_advance(&q, 1);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+	kevent_queue_exit(&q);
+}
+
+/*
+ * 40 readable level-triggered sockets through an 8-entry ring: every
+ * kevent_wait re-checks what the consumer took and queues it behind the
+ * others, so each socket comes once per 40 entries, round after round.
+ */
+TEST(ring_level_events_take_turns_in_a_small_ring)
+{
+	enum { N = 40, ROUNDS = 3 };
+	int sv[N][2], count[N] = { 0 };
+	struct kevent_queue q;
+	struct ukevent *e, u;
+
+	ASSERT_EQ(0, kevent_queue_init(&q, 8, 0));
+	for (int i = 0; i < N; i++) {
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv[i]));
+		ASSERT_EQ(1, write(sv[i][1], "x", 1));
+		kevent_prep_socket(&u, sv[i][0], RECV, KEVENT_REQ_ALWAYS_QUEUE, i);
+		ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	}
+	for (int got = 0; got < N * ROUNDS; got++) {
+		ASSERT_EQ(0, kevent_queue_wait_timeout(&q, &e, SEC, NULL)) TH_LOG("%d entries", got);
+		ASSERT_GT(N, e->user);
+		count[e->user]++;
+		EXPECT_EQ(got / N + 1, count[e->user]) TH_LOG("socket %llu, entry %d",
+							      (unsigned long long)e->user, got);
+		kevent_queue_advance(&q, 1);
+	}
+	for (int i = 0; i < N; i++) {
+		char c;
+
+		ASSERT_EQ(1, read(sv[i][0], &c, 1));
+	}
+	/* The entries already published stay; then nothing more comes. */
+	while (kevent_queue_ready(&q))
+		kevent_queue_advance(&q, 1);
+	EXPECT_EQ(-ETIME, kevent_queue_wait_timeout(&q, &e, SEC / 20, NULL));
+	for (int i = 0; i < N; i++) {
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
+	kevent_queue_exit(&q);
+}
+
+/*
+ * A level-triggered registration waiting in the ring to be re-checked can be
+ * removed, modified or have its file closed; nothing of it comes back, and
+ * the queue closes cleanly with others still waiting.
+ */
+TEST(ring_level_event_removed_or_closed_while_waiting_for_the_recheck)
+{
+	struct kevent_queue q;
+	struct ukevent *e, u;
+	int a[2], b[2], c[2];
+
+	ASSERT_EQ(0, kevent_queue_init(&q, 8, 0));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c));
+	kevent_prep_socket(&u, a[0], RECV, 0, 1);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	kevent_prep_socket(&u, b[0], RECV, 0, 2);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	kevent_prep_socket(&u, c[0], RECV, 0, 3);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	ASSERT_EQ(1, write(a[1], "x", 1));
+	ASSERT_EQ(1, write(b[1], "x", 1));
+	ASSERT_EQ(1, write(c[1], "x", 1));
+	ASSERT_EQ(3, kevent_queue_ready(&q));
+	kevent_queue_advance(&q, 3);
+	/* a is removed, b's file closed, c turned edge-triggered. */
+	kevent_prep_key(&u, KEVENT_SOCKET, a[0]);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_REMOVE, &u));
+	close(b[0]);
+	kevent_prep_socket(&u, c[0], RECV, KEVENT_REQ_ET, 33);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_MODIFY, &u));
+	/* A MODIFY re-checks the file at once: c comes once more, edge-triggered. */
+	if (kevent_queue_ready(&q) == 0)
+		ASSERT_EQ(0, kevent_queue_wait_timeout(&q, &e, SEC, NULL));
+	e = kevent_queue_peek(&q);
+	ASSERT_NE(NULL, e);
+	EXPECT_EQ(33, e->user);
+	kevent_queue_advance(&q, 1);
+	EXPECT_EQ(-ETIME, kevent_queue_wait_timeout(&q, &e, SEC / 20, NULL));
+	/* A registration waiting for its re-check when the queue closes. */
+	ASSERT_EQ(1, write(a[1], "y", 1));
+	kevent_prep_socket(&u, a[0], RECV, KEVENT_REQ_ALWAYS_QUEUE, 4);
+	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	ASSERT_EQ(1, kevent_queue_ready(&q));
+	EXPECT_EQ(4, kevent_queue_peek(&q)->user);
+	kevent_queue_advance(&q, 1);
+	close(a[0]);
+	close(a[1]);
+	close(b[1]);
+	close(c[0]);
+	close(c[1]);
+	kevent_queue_exit(&q);
+}
+
 /* ---- teardown ---- */
 
 TEST_F(src, close_removes_and_dup_reuse_gets_nothing)
