@@ -15,7 +15,9 @@
 //! list: like epoll, which re-checks a delivered level-triggered item at the next
 //! `epoll_wait`, `kevent_wait` re-checks with `->poll` those whose entries the consumer has
 //! consumed (`harvest::recheck_level`), and publishes them again while their file stays ready. A
-//! notification for a parked registration publishes a new entry at once.
+//! notification for a parked registration publishes nothing: the re-check stands for it. So a
+//! consumer of level-triggered events calls `kevent_wait` (which it does to sleep anyway) or
+//! `kevent_commit` after consuming them, as an epoll user calls `epoll_wait`.
 
 use crate::{
     compat::{
@@ -175,7 +177,7 @@ impl Ready {
         if self.dead {
             return None;
         }
-        let (wake_all, parked) = {
+        let wake_all = {
             let st = reg.state.access_mut(self);
             if st.detached || !st.enabled {
                 return None;
@@ -188,29 +190,28 @@ impl Ready {
                 st.early = true;
                 return None;
             }
-            let parked = st.parked;
-            if parked {
-                // Its last event is in the ring already: this one is new.
-                st.parked = false;
-                st.in_flight = false;
-            } else if st.in_flight {
+            if st.parked {
+                // Its entry is in the ring, or was consumed and waits for its re-check, which
+                // covers this notification: a second entry could report readiness that the
+                // consumer has used up by the time it reads it (epoll re-checks at harvest
+                // too). The result is not kept either: the re-check makes a fresh one.
+                st.ret_flags = 0;
+                st.ret_data = [0, 0];
+                return None;
+            }
+            if st.in_flight {
                 // The harvester queues it again when it is done with it.
                 st.again = true;
                 return None;
-            } else if st.queued {
+            }
+            if st.queued {
                 return None;
             }
             st.queued = true;
-            (st.req_flags & uapi::REQ_WAKEUP_ALL != 0, parked)
+            st.req_flags & uapi::REQ_WAKEUP_ALL != 0
         };
-        let item = if parked {
-            self.unpark(&reg)
-        } else {
-            ListArc::try_from_arc_borrow(reg)
-        };
-        let Some(item) = item else {
-            // Unreachable: `queued` was false, so no `ListArc` existed, or it was parked, so
-            // its `ListArc` was on `level`. Stay consistent anyway.
+        let Some(item) = ListArc::try_from_arc_borrow(reg) else {
+            // Unreachable: `queued` was false, so no `ListArc` existed. Stay consistent anyway.
             reg.state.access_mut(self).queued = false;
             return None;
         };
@@ -348,6 +349,14 @@ impl Ready {
         item
     }
 
+    /// Whether user space consumed the ring entry at index `pos`.
+    fn ring_consumed(&mut self, pos: u32) -> bool {
+        self.ring.as_mut().map_or(true, |ring| {
+            ring.refresh_uidx();
+            ring.consumed(pos)
+        })
+    }
+
     /// Parked registrations waiting to be re-checked.
     pub(crate) fn parked(&self) -> usize {
         self.nr_level
@@ -358,9 +367,7 @@ impl Ready {
     /// notification meanwhile sets `again`).
     pub(crate) fn take_parked(&mut self) -> Option<(InFlight, u32)> {
         let pos = self.level.iter().next()?.state.access(self).ring_pos;
-        let ring = self.ring.as_mut()?;
-        ring.refresh_uidx();
-        if !ring.consumed(pos) {
+        if !self.ring_consumed(pos) {
             return None;
         }
         let item = self.level.pop_front()?;
