@@ -10,7 +10,7 @@ use crate::{
         uapi::{self, Ukevent, WaitArg},
     },
     queue::Queue,
-    ready::{is_level_file, InFlight, Ready},
+    ready::{is_level_file, InFlight, Ready, FLUSH_CHUNK},
     registration::{Registration, Report},
 };
 use kernel::{
@@ -333,11 +333,22 @@ impl Batch {
 /// the number of unconsumed entries in the ring.
 pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> Result<i32> {
     let max = if num == 0 { usize::MAX } else { num as usize };
-    recheck_level(queue);
-    let kicks = queue.ready.lock().kicks();
+    let (kicks, parked) = {
+        let ready = queue.ready.lock();
+        (ready.kicks(), ready.parked())
+    };
+    if parked > 0 {
+        recheck_level(queue);
+    }
     let check = || -> Result<bool> {
-        queue.flush_to_ring(max);
+        let chunk = max.min(FLUSH_CHUNK);
         let mut ready = queue.ready.lock();
+        if ready.flush_to_ring(chunk) == chunk && max > chunk {
+            // More may be ready: the rest a chunk per hold of the lock.
+            drop(ready);
+            queue.flush_to_ring(max - chunk);
+            ready = queue.ready.lock();
+        }
         let (unconsumed, uidx) = ready.ring_status()?;
         Ok(unconsumed > 0 || uidx != old_uidx || ready.kicks() != kicks)
     };
@@ -346,8 +357,14 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
     } else {
         wait.run(queue, || check().unwrap_or(true))
     };
-    let (unconsumed, _) = queue.ready.lock().ring_status()?;
-    reap(queue);
+    let (unconsumed, reaped) = {
+        let mut ready = queue.ready.lock();
+        (ready.ring_status()?.0, ready.has_reaped())
+    };
+    if reaped {
+        let mut regs = queue.registrations.lock();
+        queue.reap(&mut regs);
+    }
     if unconsumed == 0 && result == WaitResult::Interrupted {
         return Err(EINTR);
     }
@@ -360,25 +377,28 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
 /// others go idle until their next notification. Only as many are queued again as the ring has
 /// room for, so that each is published right after its re-check; the rest stay parked, in
 /// order, for the next call. `BATCH` registrations per lock hold; each is re-checked once.
+/// Callers check first that something is parked.
 fn recheck_level(queue: &Queue) {
-    let (mut left, mut room) = {
-        let mut ready = queue.ready.lock();
-        match ready.parked() {
-            0 => (0, 0),
-            parked => (parked, ready.ring_room()),
-        }
-    };
+    // The registrations stay locked throughout: `confirm` needs them, and no registration is
+    // removed (detached) meanwhile. Then the ready lock, as everywhere.
+    let regs = queue.registrations.lock();
+    let (mut left, mut room) = (usize::MAX, 0);
     let mut requeued = false;
-    while left > 0 && room > 0 {
-        let mut items: [Option<(InFlight, u32)>; BATCH] = core::array::from_fn(|_| None);
+    loop {
+        let mut items: [Option<(InFlight, u32, bool)>; BATCH] = core::array::from_fn(|_| None);
         let mut n = 0;
         {
             let mut ready = queue.ready.lock();
+            if left == usize::MAX {
+                left = ready.parked();
+                room = ready.ring_room();
+            }
             while n < BATCH && n < left && n < room {
-                let Some(taken) = ready.take_parked() else {
+                let Some((item, event)) = ready.take_parked() else {
                     break;
                 };
-                items[n] = Some(taken);
+                let live = !item.state.access(&ready).detached;
+                items[n] = Some((item, event, live));
                 n += 1;
             }
         }
@@ -387,24 +407,14 @@ fn recheck_level(queue: &Queue) {
         }
         left -= n;
         let mut reports: [Option<Report>; BATCH] = [None; BATCH];
-        {
-            let regs = queue.registrations.lock();
-            let mut live = [false; BATCH];
-            {
-                let ready = queue.ready.lock();
-                for (i, (item, _)) in items[..n].iter().flatten().enumerate() {
-                    live[i] = !item.state.access(&ready).detached;
-                }
-            }
-            for (i, (item, event)) in items[..n].iter().flatten().enumerate() {
-                if live[i] {
-                    reports[i] = item.watch.confirm(&regs, *event);
-                }
+        for (i, (item, event, live)) in items[..n].iter().flatten().enumerate() {
+            if *live {
+                reports[i] = item.watch.confirm(&regs, *event);
             }
         }
         let mut ready = queue.ready.lock();
         for (i, slot) in items[..n].iter_mut().enumerate() {
-            let Some((item, _)) = slot.take() else {
+            let Some((item, _, _)) = slot.take() else {
                 continue;
             };
             requeued |= match reports[i] {
@@ -416,6 +426,7 @@ fn recheck_level(queue: &Queue) {
             };
         }
     }
+    drop(regs);
     if requeued {
         // Another thread may be waiting on the queue too.
         queue.wake_waiters(1);
@@ -426,8 +437,13 @@ fn recheck_level(queue: &Queue) {
 /// level-triggered entries consumed, and refills the ring from the ready list. Returns the
 /// number of slots released.
 pub(crate) fn commit(queue: &Arc<Queue>, new_uidx: u32, over: u32) -> Result<i32> {
-    let released = queue.ready.lock().commit(new_uidx, over)?;
-    recheck_level(queue);
+    let (released, parked) = {
+        let mut ready = queue.ready.lock();
+        (ready.commit(new_uidx, over)?, ready.parked())
+    };
+    if parked > 0 {
+        recheck_level(queue);
+    }
     let moved = queue.flush_to_ring(usize::MAX);
     if moved > 0 {
         queue.wake_waiters(1);

@@ -622,6 +622,76 @@ TEST(ring_level_events_take_turns_in_a_small_ring)
 }
 
 /*
+ * A level-triggered registration has at most one entry in the ring, and a new
+ * one only after a re-check that followed the consumption of the last: so a
+ * consumer that reads one byte per entry never finds a socket empty, while
+ * another thread keeps writing to 8 sockets (20,000 bytes) and notifications
+ * race with the re-checks. Every byte is read.
+ */
+struct lt_writer {
+	int (*sv)[2];
+	int n, total;
+};
+
+static void *lt_write_main(void *arg)
+{
+	struct lt_writer *w = arg;
+	uint64_t x = 0x1234567;
+
+	for (int i = 0; i < w->total; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		if (write(w->sv[(x >> 33) % w->n][1], "x", 1) != 1)
+			return (void *)1;
+		if ((x >> 40) % 8 == 0)
+			usleep(10);
+	}
+	return NULL;
+}
+
+TEST(ring_level_entries_are_never_stale_for_a_single_consumer)
+{
+	enum { N = 8, TOTAL = 20000 };
+	int sv[N][2], got = 0, empty = 0;
+	struct lt_writer w = { .sv = sv, .n = N, .total = TOTAL };
+	struct kevent_queue q;
+	struct ukevent *e, u;
+	pthread_t t;
+	void *ret;
+
+	ASSERT_EQ(0, kevent_queue_init(&q, 4, 0));
+	for (int i = 0; i < N; i++) {
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv[i]));
+		kevent_prep_socket(&u, sv[i][0], RECV, 0, i);
+		ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+	}
+	ASSERT_EQ(0, pthread_create(&t, NULL, lt_write_main, &w));
+	while (got < TOTAL) {
+		char c;
+
+		ASSERT_EQ(0, kevent_queue_wait_timeout(&q, &e, 10 * SEC, NULL))
+			TH_LOG("%d of %d bytes", got, TOTAL);
+		ASSERT_GT(N, e->user);
+		if (read(sv[e->user][0], &c, 1) == 1) {
+			got++;
+		} else {
+			empty++;
+			TH_LOG("entry for socket %llu (ret_data %u) after %d bytes",
+			       (unsigned long long)e->user, e->ret_data[0], got);
+		}
+		kevent_queue_advance(&q, 1);
+	}
+	pthread_join(t, &ret);
+	EXPECT_EQ(NULL, ret);
+	EXPECT_EQ(0, empty) TH_LOG("%d entries found their socket empty", empty);
+	EXPECT_EQ(-ETIME, kevent_queue_wait_timeout(&q, &e, SEC / 20, NULL));
+	for (int i = 0; i < N; i++) {
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
+	kevent_queue_exit(&q);
+}
+
+/*
  * A level-triggered registration waiting in the ring to be re-checked can be
  * removed, modified or have its file closed; nothing of it comes back, and
  * the queue closes cleanly with others still waiting.

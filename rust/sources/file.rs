@@ -271,6 +271,11 @@ fn evaluate(kind: FileKind, event: u32, revents: u32, sock: Option<&Sock>) -> Op
             }
             let flags = if broken { uapi::RET_BROKEN } else { 0 };
             let data = sock.map_or([0, 0], |sk| [sk.backlog(), sk.error() as u32]);
+            if readable && !writable && !broken && sock.is_some() && data[0] == 0 {
+                // A late notification: what it announced was read already (it is no news, and
+                // a ring entry would send the reader to an empty socket).
+                return None;
+            }
             Some((flags, data))
         }
     }
