@@ -5,6 +5,7 @@
 
 use crate::{
     compat::{
+        lock::IrqSpinLockBackend,
         poll::WaitResult,
         task,
         uapi::{self, Ukevent, WaitArg},
@@ -17,7 +18,7 @@ use kernel::{
     error::code::*,
     list::List,
     prelude::*,
-    sync::Arc,
+    sync::{lock::Guard, Arc},
     uaccess::{UserPtr, UserSlice, UserSliceWriter},
 };
 
@@ -85,6 +86,9 @@ impl Wait {
     }
 }
 
+/// The queue's ready state, locked.
+type ReadyGuard<'a> = Guard<'a, Ready, IrqSpinLockBackend>;
+
 /// Removes delivered `ONESHOT` registrations from the tree, if there are any.
 fn reap(queue: &Queue) {
     if !queue.ready.lock().has_reaped() {
@@ -110,13 +114,17 @@ pub(crate) fn get_events(
 ) -> Result<i32> {
     let min_nr = min_nr as usize;
     let max = max_nr as usize;
+    // Fast path: when events are ready, the first batch is taken under this same lock hold.
+    let ready = queue.ready.lock();
+    if ready.pending() == 0 && matches!(wait, Wait::Poll) {
+        // Nothing to take and no waiting: done before setting anything up.
+        return Ok(0);
+    }
+    let kicks = ready.kicks();
     let mut writer = UserSlice::new(buf, max * uapi::UKEVENT_SIZE).writer();
     let mut batch = Batch::new();
     let mut relevel = List::<Registration>::new();
     let mut harvest = Harvest::default();
-    // Fast path: when events are ready, the first batch is taken under this same lock hold.
-    let ready = queue.ready.lock();
-    let kicks = ready.kicks();
     let mut held = (ready.pending() >= min_nr).then_some(ready);
     let result = loop {
         let result = if held.is_some() {
@@ -333,34 +341,31 @@ impl Batch {
 /// the number of unconsumed entries in the ring.
 pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> Result<i32> {
     let max = if num == 0 { usize::MAX } else { num as usize };
-    let (kicks, parked) = {
-        let ready = queue.ready.lock();
-        (ready.kicks(), ready.parked())
-    };
-    if parked > 0 {
+    let mut ready = queue.ready.lock();
+    if ready.parked() > 0 {
+        drop(ready);
         recheck_level(queue);
+        ready = queue.ready.lock();
     }
-    let check = || -> Result<bool> {
-        let chunk = max.min(FLUSH_CHUNK);
-        let mut ready = queue.ready.lock();
-        if ready.flush_to_ring(chunk) == chunk && max > chunk {
-            // More may be ready: the rest a chunk per hold of the lock.
-            drop(ready);
-            queue.flush_to_ring(max - chunk);
-            ready = queue.ready.lock();
-        }
-        let (unconsumed, uidx) = ready.ring_status()?;
-        Ok(unconsumed > 0 || uidx != old_uidx || ready.kicks() != kicks)
-    };
-    let result = if check()? {
+    let kicks = ready.kicks();
+    let fill = |ready| fill_ring(queue, ready, max, old_uidx, kicks);
+    // Fast path: whatever is ready, or a call that must not wait, returns in this lock hold.
+    let (done, held) = fill(ready)?;
+    ready = held;
+    let result = if done {
         WaitResult::Ready
+    } else if matches!(wait, Wait::Poll) {
+        WaitResult::TimedOut
     } else {
-        wait.run(queue, || check().unwrap_or(true))
+        drop(ready);
+        let result = wait.run(queue, || {
+            fill(queue.ready.lock()).map_or(true, |(done, _)| done)
+        });
+        ready = queue.ready.lock();
+        result
     };
-    let (unconsumed, reaped) = {
-        let mut ready = queue.ready.lock();
-        (ready.ring_status()?.0, ready.has_reaped())
-    };
+    let (unconsumed, reaped) = (ready.ring_status()?.0, ready.has_reaped());
+    drop(ready);
     if reaped {
         let mut regs = queue.registrations.lock();
         queue.reap(&mut regs);
@@ -369,6 +374,28 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
         return Err(EINTR);
     }
     Ok(unconsumed as i32)
+}
+
+/// Moves up to `max` ready events into the ring (`ready` is `queue`'s ready state, locked) and
+/// says whether `kevent_wait` may return: the ring holds unconsumed entries, the consumer index
+/// is no longer `old_uidx`, or a kick came since `kicks`. The lock is held again on return.
+fn fill_ring<'a>(
+    queue: &'a Queue,
+    mut ready: ReadyGuard<'a>,
+    max: usize,
+    old_uidx: u32,
+    kicks: u64,
+) -> Result<(bool, ReadyGuard<'a>)> {
+    let chunk = max.min(FLUSH_CHUNK);
+    if ready.flush_to_ring(chunk) == chunk && max > chunk {
+        // More may be ready: the rest a chunk per hold of the lock.
+        drop(ready);
+        queue.flush_to_ring(max - chunk);
+        ready = queue.ready.lock();
+    }
+    let (unconsumed, uidx) = ready.ring_status()?;
+    let done = unconsumed > 0 || uidx != old_uidx || ready.kicks() != kicks;
+    Ok((done, ready))
 }
 
 /// Re-checks the level-triggered file events parked in the ring whose entries the consumer has
