@@ -122,11 +122,13 @@ impl WaitQueue {
                 // SAFETY: The task is marked sleeping and queued; `schedule` may be called.
                 None => unsafe { bindings::schedule() },
                 Some(mut expires) => {
+                    // Slack as `epoll_wait` gives its sleeps.
+                    let slack = super::task::timer_slack(expires - super::task::ktime_get());
                     // SAFETY: `expires` is a valid absolute time; the task is queued as above.
                     let ret = unsafe {
                         bindings::schedule_hrtimeout_range(
                             &mut expires,
-                            0,
+                            slack,
                             bindings::hrtimer_mode_HRTIMER_MODE_ABS,
                         )
                     };
