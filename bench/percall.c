@@ -62,6 +62,13 @@ static void kevent_open(struct kevent_queue *q, int ring, int sv[2], int ready)
 		check(write(sv[1], "x", 1) == 1, "write");
 }
 
+static void kevent_close(struct kevent_queue *q, int sv[2])
+{
+	close(sv[0]);
+	close(sv[1]);
+	kevent_queue_exit(q);
+}
+
 static double run_kevent_copy(int kind, long calls)
 {
 	struct kevent_wait_arg arg;
@@ -78,9 +85,7 @@ static double run_kevent_copy(int kind, long calls)
 			die("kevent_get_events: wrong number of events");
 	}
 	t0 = now_ns() - t0;
-	close(sv[0]);
-	close(sv[1]);
-	kevent_queue_exit(&q);
+	kevent_close(&q, sv);
 	return (double)t0 / calls;
 }
 
@@ -104,9 +109,7 @@ static double run_kevent_ring(int kind, long calls)
 			die("kevent_wait: wrong number of entries");
 	}
 	t0 = now_ns() - t0;
-	close(sv[0]);
-	close(sv[1]);
-	kevent_queue_exit(&q);
+	kevent_close(&q, sv);
 	return (double)t0 / calls;
 }
 

@@ -535,25 +535,39 @@ TEST(ring_level_event_repeats_while_the_socket_stays_readable)
 }
 
 /*
+ * @n socket pairs, each read end registered level-triggered for RECV (user
+ * i + 1), then one byte written to each. 0, or -1 if a step failed.
+ */
+static int lt_readable_pairs(struct kevent_queue *q, int n, int (*sv)[2])
+{
+	struct ukevent u;
+
+	for (int i = 0; i < n; i++) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv[i]))
+			return -1;
+		kevent_prep_socket(&u, sv[i][0], RECV, 0, i + 1);
+		if (kevent_queue_ctl(q, KEVENT_CTL_ADD, &u))
+			return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (write(sv[i][1], "x", 1) != 1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
  * Only entries the consumer has consumed are re-checked: with a's entry
  * consumed and b's not, kevent_wait (or kevent_commit) publishes a again
  * behind b, and b once.
  */
 TEST(ring_level_recheck_only_for_consumed_entries)
 {
+	int p[2][2], *a = p[0], *b = p[1];
 	struct kevent_queue q;
-	struct ukevent u;
-	int a[2], b[2];
 
 	ASSERT_EQ(0, kevent_queue_init(&q, 8, 0));
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a));
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b));
-	kevent_prep_socket(&u, a[0], RECV, 0, 1);
-	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
-	kevent_prep_socket(&u, b[0], RECV, 0, 2);
-	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
-	ASSERT_EQ(1, write(a[1], "x", 1));
-	ASSERT_EQ(1, write(b[1], "x", 1));
+	ASSERT_EQ(0, lt_readable_pairs(&q, 2, p));
 	ASSERT_EQ(2, kevent_queue_ready(&q));
 	EXPECT_EQ(1, kevent_queue_peek(&q)->user);
 	kevent_queue_advance(&q, 1);
@@ -698,23 +712,12 @@ TEST(ring_level_entries_are_never_stale_for_a_single_consumer)
  */
 TEST(ring_level_event_removed_or_closed_while_waiting_for_the_recheck)
 {
+	int p[3][2], *a = p[0], *b = p[1], *c = p[2];
 	struct kevent_queue q;
 	struct ukevent *e, u;
-	int a[2], b[2], c[2];
 
 	ASSERT_EQ(0, kevent_queue_init(&q, 8, 0));
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a));
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b));
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c));
-	kevent_prep_socket(&u, a[0], RECV, 0, 1);
-	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
-	kevent_prep_socket(&u, b[0], RECV, 0, 2);
-	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
-	kevent_prep_socket(&u, c[0], RECV, 0, 3);
-	ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
-	ASSERT_EQ(1, write(a[1], "x", 1));
-	ASSERT_EQ(1, write(b[1], "x", 1));
-	ASSERT_EQ(1, write(c[1], "x", 1));
+	ASSERT_EQ(0, lt_readable_pairs(&q, 3, p));
 	ASSERT_EQ(3, kevent_queue_ready(&q));
 	kevent_queue_advance(&q, 3);
 	/* a is removed, b's file closed, c turned edge-triggered. */
