@@ -107,12 +107,15 @@ impl Queue {
         &self.wait
     }
 
-    /// Wakes every poller and `nr_exclusive` harvesters (0: all).
+    /// Wakes every poller and `nr_exclusive` harvesters (0: all). Called right after a change
+    /// made under the ready lock (an event queued or published, a kick, the shutdown): harvesters
+    /// and pollers queue themselves first and then check under that lock, so the lock orders
+    /// the check for waiters and no barrier is needed (see `WaitQueue::is_active_after_lock`).
     pub(crate) fn wake_waiters(&self, nr_exclusive: i32) {
-        if self.wait.has_sleepers() {
+        if self.wait.is_active_after_lock() {
             self.wait.wake_up(nr_exclusive, EPOLLIN | EPOLLRDNORM);
         }
-        if self.poll_wait.has_sleepers() {
+        if self.poll_wait.is_active_after_lock() {
             self.poll_wait
                 .wake_up_nested(EPOLLIN | EPOLLRDNORM, self.nest.level());
         }

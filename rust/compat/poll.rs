@@ -184,10 +184,21 @@ impl WaitQueue {
         unsafe { bindings::spin_unlock_irqrestore(&mut (*head).lock, flags) };
     }
 
-    /// Whether anyone (a sleeper or a poller) waits on the queue.
-    pub(crate) fn has_sleepers(&self) -> bool {
-        // SAFETY: The wait queue head is initialised (type invariant).
-        unsafe { bindings::wq_has_sleeper(self.as_ptr()) }
+    /// Whether anyone (a sleeper or a poller) waits on the queue, without a memory barrier
+    /// (`waitqueue_active`).
+    ///
+    /// Only exact when the caller has just changed, under some lock, the state that waiters
+    /// check under that same lock after queueing themselves: a waiter that checked before the
+    /// change released the lock after queueing itself, and the caller acquired it later, so the
+    /// caller sees it queued (epoll's callback relies on `ep->lock` the same way). Otherwise
+    /// a check with a full barrier (`wq_has_sleeper`) is needed.
+    pub(crate) fn is_active_after_lock(&self) -> bool {
+        // SAFETY: The wait queue head is initialised (type invariant), so `head` is a valid list
+        // head; reading its `next` pointer races only with (un)queueing, as `READ_ONCE` allows.
+        unsafe {
+            let head = core::ptr::addr_of_mut!((*self.as_ptr()).head);
+            core::ptr::read_volatile(core::ptr::addr_of!((*head).next)) != head
+        }
     }
 }
 
