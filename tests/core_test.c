@@ -506,6 +506,28 @@ TEST_F(q, dispatch_timer_waits_for_modify)
 	EXPECT_EQ(1, harvest(self->fd, 1, 1, &out, 1000));
 }
 
+/*
+ * MODIFY re-arms a timer like timerfd_settime: its next expiry is a whole
+ * period after the MODIFY. A 400 ms timer modified every 50 ms for 400 ms
+ * never fires; left alone it fires 400 ms after the last MODIFY.
+ */
+TEST_F(q, modify_restarts_the_timer)
+{
+	struct ukevent e = timer_uev(0, 400000000, 0), out;
+	uint64_t last;
+
+	ASSERT_EQ(0, ctl1(self->fd, KEVENT_CTL_ADD, &e));
+	for (int i = 0; i < 8; i++) {
+		usleep(50000);
+		last = now_ns();
+		ASSERT_EQ(0, ctl1(self->fd, KEVENT_CTL_MODIFY, &e));
+	}
+	EXPECT_EQ(0, harvest(self->fd, 0, 1, &out, 0)) TH_LOG("fired although re-armed");
+	ASSERT_EQ(1, harvest(self->fd, 1, 1, &out, 2000));
+	EXPECT_LE(400000000ull, now_ns() - last);
+	EXPECT_EQ(1, out.ret_data[0]);
+}
+
 TEST_F(q, timer_argument_checks)
 {
 	struct ukevent e = timer_uev(0, 0, 0);

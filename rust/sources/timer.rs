@@ -66,11 +66,17 @@ impl Source for Timer {
         reg.watch.timer.cancel();
     }
 
-    /// The period and periodicity are fixed at ADD (the id is the period).
+    /// `MODIFY` restarts the timer, as `timerfd_settime` re-arms a timerfd: its next expiry is
+    /// one period from now (and `MODIFY` re-enables a `DISPATCH`-disabled one). The period and
+    /// periodicity stay those of the ADD (the id is the period). Runs under the ready lock,
+    /// which the expiry callback also takes: restarting does not wait for a running callback
+    /// (the hrtimer base lock is released around callbacks, so the order is ready lock, then
+    /// base lock, never the reverse).
     fn modify(&self, st: &State, req: &Ukevent) -> Result {
         if (st.req_flags ^ req.req_flags) & uapi::REQ_ONESHOT != 0 {
             return Err(EINVAL);
         }
+        self.timer.start(self.interval_ns);
         Ok(())
     }
 }
