@@ -19,10 +19,10 @@ kb=$("$KEVENT_TOP/scripts/build-kernel.sh")
 "$KEVENT_TOP/scripts/build-guest-dyn.sh"
 if [ "$what" = bench ]; then
 	cmd=./run-bench.sh
-	log "running the benchmarks in the VM (about 7 minutes; results stream below)"
+	log "running the benchmarks in the VM (about 8 minutes; results stream below)"
 else
 	cmd=./run-examples.sh
-	log "running the examples, then the benchmarks, in the VM (about 8 minutes)"
+	log "running the examples, then the benchmarks, in the VM (about 9 minutes)"
 fi
 vmlog=$KEVENT_TOP/out/vm/run.log
 rc=0
