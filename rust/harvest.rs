@@ -91,9 +91,13 @@ type ReadyGuard<'a> = Guard<'a, Ready, IrqSpinLockBackend>;
 
 /// Removes delivered `ONESHOT` registrations from the tree, if there are any.
 fn reap(queue: &Queue) {
-    if !queue.ready.lock().has_reaped() {
-        return;
+    if queue.ready.lock().has_reaped() {
+        remove_reaped(queue);
     }
+}
+
+/// Removes delivered `ONESHOT` registrations from the tree (the caller saw some).
+fn remove_reaped(queue: &Queue) {
     let mut regs = queue.registrations.lock();
     queue.reap(&mut regs);
 }
@@ -367,8 +371,7 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
     let (unconsumed, reaped) = (ready.ring_status()?.0, ready.has_reaped());
     drop(ready);
     if reaped {
-        let mut regs = queue.registrations.lock();
-        queue.reap(&mut regs);
+        remove_reaped(queue);
     }
     if unconsumed == 0 && result == WaitResult::Interrupted {
         return Err(EINTR);
