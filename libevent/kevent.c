@@ -65,8 +65,6 @@
 
 /* Entries of the ring (a power of two): 48 bytes each. */
 #define KQ_RING_ENTRIES 1024
-/* Registrations submitted per kevent_ctl() (the batch is for kevent_ctl() itself). */
-#define KQ_BATCH 64
 
 /* What the backend keeps per fd, in libevent's evmap entry (zeroed at first). */
 struct kq_fdinfo {
@@ -107,7 +105,7 @@ kq_init(struct event_base *base)
 
 	if (!(kq = mm_calloc(1, sizeof(*kq))))
 		return NULL;
-	r = kevent_queue_init_batch(&kq->q, KQ_RING_ENTRIES, O_CLOEXEC, KQ_BATCH);
+	r = kevent_queue_init(&kq->q, KQ_RING_ENTRIES, O_CLOEXEC);
 	if (r < 0) {
 		/*
 		 * ENOSYS: the kevent module is not loaded. Other errors than a
