@@ -77,6 +77,12 @@ static inline long aio_read(int kfd, int fd, void *buf, size_t len,
 	return syscall(__NR_aio_read, kfd, fd, buf, len, offset);
 }
 
+static inline long aio_write(int kfd, int fd, const void *buf, size_t len,
+			     const uint64_t *offset)
+{
+	return syscall(__NR_aio_write, kfd, fd, buf, len, offset);
+}
+
 /* A relative timeout of @ns nanoseconds. */
 static inline struct kevent_wait_arg kevent_timeout_ns(uint64_t ns)
 {

@@ -14,11 +14,6 @@
 /* struct kevent_queue::flags. */
 #define LIBKEVENT_Q_OWN_FD	0x1	/* kevent_queue_exit() closes fd */
 
-/* File AIO write: x86_64 system call 472 (spec, call 10); ENOSYS until the kernel has it. */
-#ifndef __NR_aio_write
-#define __NR_aio_write		472
-#endif
-
 #define LIBKEVENT_STR2(x)	#x
 #define LIBKEVENT_STR(x)	LIBKEVENT_STR2(x)
 
@@ -352,7 +347,7 @@ int64_t kevent_queue_aio_read(struct kevent_queue *q, int fd, void *buf, size_t 
 int64_t kevent_queue_aio_write(struct kevent_queue *q, int fd, const void *buf, size_t len,
 			       uint64_t offset)
 {
-	return neg_errno(syscall(__NR_aio_write, q->fd, fd, buf, len, &offset));
+	return neg_errno(aio_write(q->fd, fd, buf, len, &offset));
 }
 
 const char *kevent_version(void)

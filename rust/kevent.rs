@@ -108,6 +108,8 @@ impl KeventModule {
         storage::STORAGE.set(storage::StorageLock::new()?);
         nesting::NESTING.set(nesting::Nesting::new()?);
         sources::send::WORKERS.start(kernel::c_str!("kevent_send"))?;
+        sources::faio::WORKERS.start(kernel::c_str!("kevent_aio"))?;
+        sources::INODE_GROUP.start()?;
         Ok(())
     }
 
@@ -115,6 +117,9 @@ impl KeventModule {
     fn clear_globals() {
         // Runs the send work still queued (for requests of queues closed meanwhile) first.
         sources::send::WORKERS.stop();
+        sources::faio::WORKERS.stop();
+        // After every queue went: their inode marks are destroyed, and freed here.
+        sources::INODE_GROUP.stop();
         nesting::NESTING.clear();
         storage::STORAGE.clear();
         limits::USERS.clear();

@@ -4,27 +4,19 @@
 
 use crate::{
     compat::{
-        errno::eopnotsupp,
-        file::{install_queue, FileRef},
+        file::install_queue,
         hooks::Syscalls,
         uapi::{self, WaitArg},
     },
     ctl,
     harvest::{self, Wait},
     queue::Queue,
-    sources::{naio, send},
+    sources::{faio, naio, send},
 };
 use kernel::{error::code::*, prelude::*, uaccess::UserPtr};
 
 /// Implements [`Syscalls`] for the hook layer.
 pub(crate) struct Kevent;
-
-/// Checks the descriptors of an AIO call: `kfd` must be a queue and `fd` open.
-fn check_aio_fds(kfd: i32, fd: i32) -> Result {
-    Queue::from_fd(kfd)?;
-    FileRef::fget(fd)?;
-    Ok(())
-}
 
 impl Syscalls for Kevent {
     fn init(ring_size: u32, flags: u32) -> Result<i32> {
@@ -92,8 +84,13 @@ impl Syscalls for Kevent {
         send::sendfile(&queue, sock, in_fd, offset, count)
     }
 
-    fn aio_read(kfd: i32, fd: i32, _buf: UserPtr, _len: usize, _offset: UserPtr) -> Result<i64> {
-        check_aio_fds(kfd, fd)?;
-        Err(eopnotsupp())
+    fn aio_read(kfd: i32, fd: i32, buf: UserPtr, len: usize, offset: UserPtr) -> Result<i64> {
+        let queue = Queue::from_fd(kfd)?;
+        faio::submit(&queue, fd, buf, len, offset, false)
+    }
+
+    fn aio_write(kfd: i32, fd: i32, buf: UserPtr, len: usize, offset: UserPtr) -> Result<i64> {
+        let queue = Queue::from_fd(kfd)?;
+        faio::submit(&queue, fd, buf, len, offset, true)
     }
 }

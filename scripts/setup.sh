@@ -16,7 +16,7 @@ pkgs=(
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils make gcc libc6-dev
 	qemu-system-x86 busybox-static linux-source-6.12 liburing-dev mandoc
 	python3-matplotlib pkgconf memcached libmemcached-tools
-	cmake patch zlib1g-dev
+	cmake patch zlib1g-dev e2fsprogs libaio-dev
 )
 
 missing=()

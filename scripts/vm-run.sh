@@ -23,6 +23,11 @@
 #                    runs of module_test's rmmod race, 0 of 6 with "single"),
 #                    so the test suite uses "single" (Documentation/reliability.md).
 #
+# Every guest gets a scratch disk: a fresh ext4 file system on a virtio-blk
+# device (512 MiB, made on the host with mkfs.ext4), mounted at /mnt/disk
+# (KEVENT_DISK in the guest's environment). File AIO tests and benchmarks use
+# it for O_DIRECT I/O that completes from the device's interrupt.
+#
 # COMMAND runs with /bin/sh in /root. The script streams the guest's output,
 # then exits with COMMAND's status, unless the run fails:
 #
@@ -122,6 +127,12 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 ip link set lo up
+mkdir -p /mnt/disk
+if mount -t ext4 /dev/vda /mnt/disk; then
+	export KEVENT_DISK=/mnt/disk
+else
+	echo "KEVENT-VM: could not mount the scratch disk /dev/vda"
+fi
 cd /root
 # Every run has the CPUs it asked for (/proc/cpuinfo lists the online ones).
 cpus=\$(grep -c '^processor' /proc/cpuinfo)
@@ -144,6 +155,9 @@ reboot -f
 INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initramfs.gz"
+truncate -s 512M "$work/disk.img"
+mkfs.ext4 -q -F -O ^has_journal -E lazy_itable_init=0,nodiscard "$work/disk.img" ||
+	die "mkfs.ext4 of the guest's scratch disk failed"
 
 accel_args() {
 	local accel=${KEVENT_ACCEL:-auto} probe
@@ -173,6 +187,7 @@ set +e
 timeout -k 5 "$timeout" qemu-system-x86_64 $(accel_args) -smp "$smp" -m "$mem" \
 	-display none -monitor none -serial stdio -no-reboot \
 	-kernel "$bzimage" -initrd "$work/initramfs.gz" \
+	-drive "file=$work/disk.img,if=virtio,format=raw,cache=unsafe" \
 	-append "console=ttyS0 loglevel=5 panic=-1 oops=panic tsc=reliable $append" </dev/null 2>&1 |
 	tr -d '\r' | tee "$log" |
 	awk '/^KEVENT-DMESG-BEGIN/ { hide = 1 } !hide && !/^KEVENT-VM: (start|exit)/ { print; fflush() } /^KEVENT-DMESG-END/ { hide = 0 }'

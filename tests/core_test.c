@@ -93,12 +93,15 @@ TEST_F(q, batch_errors_move_to_front)
 	EXPECT_EQ(-ENOENT, (int)b[0].ret_data[1]);
 }
 
-TEST_F(q, unimplemented_types_say_so)
+TEST_F(q, aio_types_are_made_by_their_calls)
 {
-	struct ukevent e = uev(KEVENT_INODE, 1, 1, 0);
+	struct ukevent e = uev(KEVENT_AIO, 1, KEVENT_AIO_DONE, 0);
 
 	ASSERT_EQ(1, ctl1(self->fd, KEVENT_CTL_ADD, &e));
-	EXPECT_EQ(-EOPNOTSUPP, (int)e.ret_data[1]);
+	EXPECT_EQ(-EINVAL, (int)e.ret_data[1]);
+	e = uev(KEVENT_NAIO, 1, KEVENT_SOCKET_RECV, 0);
+	ASSERT_EQ(1, ctl1(self->fd, KEVENT_CTL_ADD, &e));
+	EXPECT_EQ(-EINVAL, (int)e.ret_data[1]);
 }
 
 TEST_F(q, unknown_keys)

@@ -32,6 +32,7 @@ ENOSYS_TEST(aio_send, aio_send(0, 0, NULL, 0, 0))
 ENOSYS_TEST(aio_recv, aio_recv(0, 0, NULL, 0, 0))
 ENOSYS_TEST(aio_sendfile, aio_sendfile(0, 0, 0, NULL, 0))
 ENOSYS_TEST(aio_read, aio_read(0, 0, NULL, 0, NULL))
+ENOSYS_TEST(aio_write, aio_write(0, 0, NULL, 0, NULL))
 
 TEST(posix_timer_sigev_kevent_refused)
 {

@@ -120,11 +120,16 @@ static const int commit_errs[] = {
 	0
 };
 static const int aio_errs[] = {
-	EBADF,		/* syscalls.rs check_aio_fds(): kfd, sock/fd (and in_fd) not open */
-	EINVAL,		/* kfd not a queue */
-	EOPNOTSUPP,	/* not implemented yet */
-	EFAULT,		/* not reachable today (buffers are not touched before
-			 * EOPNOTSUPP); allowed by the spec for user buffers */
+	EBADF,		/* syscalls.rs: kfd not open; faio.rs submit(): fd not open, or not
+			 * open for reading */
+	EINVAL,		/* kfd not a queue; faio.rs submit(): length 0 or too long, offset
+			 * NULL, negative or overflowing, not a regular file */
+	ESPIPE,		/* faio.rs submit(): a stream (tty, pipe, socket, queue) */
+	EFAULT,		/* faio.rs submit(): reading *offset; pinned.rs: a page not mapped
+			 * or not writable */
+	ENOBUFS,	/* pinned.rs: RLIMIT_MEMLOCK (mm_account_pinned_pages) */
+	ENOMEM,		/* pinned.rs, registration */
+	ENOSPC,		/* limits.rs: max_user_kevents */
 	0
 };
 static const int aio_recv_errs[] = {
@@ -187,12 +192,12 @@ static const int mmap_errs[] = {
 static const int ent_add_errs[] = {
 	EINVAL,		/* ctl.rs source_of(), plain_source_of(), file_source.rs, signal_source.rs:
 			 * flags, type, event mask, timer period, signal number, POSIX timer,
-			 * self-watch, not pollable, not a FIFO */
+			 * self-watch, not pollable, not a FIFO; NAIO and AIO (made by the
+			 * AIO calls only) */
 	EBADF,		/* ctl.rs source_of(): the file type's fd is not open */
 	EEXIST,		/* ctl.rs register(): (type, id) already registered */
 	ENOSPC,		/* limits.rs charge(): max_user_kevents */
 	ENOMEM,		/* registration.rs Registration::new(), rbtree node, storage, poll entries */
-	EOPNOTSUPP,	/* ctl.rs plain_source_of(): reserved types INODE, NAIO, AIO */
 	ENOTSOCK,	/* file_source.rs source_of(): KEVENT_SOCKET on a non-socket */
 	ELOOP,		/* KEVENT_POLL chains of queues deeper than KEVENT_MAX_NESTS */
 	0

@@ -468,7 +468,7 @@ TEST(aio_wrappers_return_negative_errno)
 {
 	struct kevent_queue q;
 	char buf[64];
-	int fd = open("/proc/self/stat", O_RDONLY);
+	int fd = open("/proc/self/stat", O_RDONLY), p[2];
 
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, kevent_queue_init(&q, 8, 0));
@@ -476,9 +476,12 @@ TEST(aio_wrappers_return_negative_errno)
 	EXPECT_EQ(-ENOTSOCK, kevent_queue_aio_send(&q, fd, buf, sizeof(buf), 0));
 	EXPECT_EQ(-ENOTSOCK, kevent_queue_aio_recv(&q, fd, buf, sizeof(buf), 0));
 	EXPECT_EQ(-ENOTSOCK, kevent_queue_aio_sendfile(&q, fd, fd, 0, 10));
-	EXPECT_EQ(-EOPNOTSUPP, kevent_queue_aio_read(&q, fd, buf, sizeof(buf), 0));
-	/* Call 10 of the spec: not in this kernel yet. */
-	EXPECT_EQ(-ENOSYS, kevent_queue_aio_write(&q, fd, buf, sizeof(buf), 0));
+	/* Not open for writing; a pipe has no file position. */
+	EXPECT_EQ(-EBADF, kevent_queue_aio_write(&q, fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, pipe(p));
+	EXPECT_EQ(-ESPIPE, kevent_queue_aio_read(&q, p[0], buf, sizeof(buf), 0));
+	close(p[0]);
+	close(p[1]);
 	EXPECT_EQ(0, errno);
 
 	udp_send_completes(_metadata, &q);

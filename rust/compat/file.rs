@@ -61,14 +61,61 @@ impl File {
         unsafe { (*(*self.as_ptr()).f_op).poll.is_some() }
     }
 
-    /// Whether the file is a pipe or FIFO.
-    pub(crate) fn is_fifo(&self) -> bool {
+    /// The type bits of the file's mode (`S_IFMT`).
+    fn file_type(&self) -> u32 {
         const S_IFMT: u32 = 0o170000;
-        const S_IFIFO: u32 = 0o010000;
         // SAFETY: The file is alive (type invariant) and pins its inode; the mode's type bits
         // never change.
         let mode = unsafe { (*bindings::file_inode(self.as_ptr())).i_mode };
-        u32::from(mode) & S_IFMT == S_IFIFO
+        u32::from(mode) & S_IFMT
+    }
+
+    /// Whether the file is a pipe or FIFO.
+    pub(crate) fn is_fifo(&self) -> bool {
+        self.file_type() == 0o010000
+    }
+
+    /// Whether the file is a regular file.
+    pub(crate) fn is_regular(&self) -> bool {
+        self.file_type() == 0o100000
+    }
+
+    /// Whether the file is a directory.
+    pub(crate) fn is_dir(&self) -> bool {
+        self.file_type() == 0o040000
+    }
+
+    /// The file's mode bits (`FMODE_*`), fixed once it is open.
+    fn mode(&self) -> u32 {
+        // SAFETY: The file is alive (type invariant); `f_mode` is not changed after opening
+        // except for bits this module does not read.
+        unsafe { (*self.as_ptr()).f_mode }
+    }
+
+    /// Whether the file was opened for reading (`want_write` false) or writing.
+    pub(crate) fn is_open_for(&self, want_write: bool) -> bool {
+        let bit = if want_write {
+            bindings::FMODE_WRITE
+        } else {
+            bindings::FMODE_READ
+        };
+        self.mode() & bit != 0
+    }
+
+    /// Whether the file can be read or written at a position (`pread`/`pwrite`): not a pipe,
+    /// socket or other stream.
+    pub(crate) fn is_positional(&self, write: bool) -> bool {
+        let bit = if write {
+            bindings::FMODE_PWRITE
+        } else {
+            bindings::FMODE_PREAD
+        };
+        self.mode() & bit != 0
+    }
+
+    /// Whether the file's I/O honours `IOCB_NOWAIT` (fails with `EAGAIN` rather than block).
+    pub(crate) fn supports_nowait(&self) -> bool {
+        self.mode() & bindings::FMODE_NOWAIT != 0
     }
 
     /// The kevent slot of the file's inode, valid while the file is alive.

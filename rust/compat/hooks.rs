@@ -51,6 +51,8 @@ pub(crate) trait Syscalls {
     fn aio_sendfile(kfd: i32, sock: i32, in_fd: i32, offset: UserPtr, count: usize) -> Result<i64>;
     /// `aio_read(kfd, fd, buf, len, offset)`.
     fn aio_read(kfd: i32, fd: i32, buf: UserPtr, len: usize, offset: UserPtr) -> Result<i64>;
+    /// `aio_write(kfd, fd, buf, len, offset)`.
+    fn aio_write(kfd: i32, fd: i32, buf: UserPtr, len: usize, offset: UserPtr) -> Result<i64>;
 }
 
 /// Converts a result into the value a system call returns.
@@ -149,6 +151,16 @@ unsafe extern "C" fn aio_read<T: Syscalls>(
     offset: *const u64,
 ) -> c_long {
     ret(T::aio_read(kfd, fd, buf as UserPtr, len, offset as UserPtr))
+}
+
+unsafe extern "C" fn aio_write<T: Syscalls>(
+    kfd: i32,
+    fd: i32,
+    buf: *const core::ffi::c_void,
+    len: usize,
+    offset: *const u64,
+) -> c_long {
+    ret(T::aio_write(kfd, fd, buf as UserPtr, len, offset as UserPtr))
 }
 
 /// The event-source hooks, implemented by the module.
@@ -298,6 +310,7 @@ impl HookOps {
                 aio_recv: Some(aio_recv::<S>),
                 aio_sendfile: Some(aio_sendfile::<S>),
                 aio_read: Some(aio_read::<S>),
+                aio_write: Some(aio_write::<S>),
                 sock_event: Some(sock_event::<H>),
                 tcp_data_ready: Some(tcp_data_ready::<H>),
                 signal: Some(signal::<H>),

@@ -10,12 +10,16 @@
 //! the hook ops table, module parameters) are generic over traits that the module implements,
 //! and the module instantiates them as statics in its crate root.
 
+pub(crate) mod cred;
 pub(crate) mod errno;
 pub(crate) mod file;
+pub(crate) mod file_io;
+pub(crate) mod fsnotify;
 pub(crate) mod global;
 pub(crate) mod hooks;
 pub(crate) mod hrtimer;
 pub(crate) mod lock;
+pub(crate) mod module_ref;
 pub(crate) mod param;
 pub(crate) mod pinned;
 pub(crate) mod poll;

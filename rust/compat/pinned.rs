@@ -53,9 +53,24 @@ impl PinnedPages {
     /// for them already).
     pub(crate) fn pin_for_read(addr: UserPtr, len: usize, charge: bool) -> Result<Self> {
         let mut pinned = Self::pin(addr, len, false, charge)?;
-        let mut segments = KVec::with_capacity(pinned.pages.len(), user_gfp())?;
-        let (mut offset, mut left) = (pinned.first_offset, len);
-        for &page in pinned.pages.iter() {
+        pinned.build_segments()?;
+        Ok(pinned)
+    }
+
+    /// Pins the `len` bytes at user address `addr` for the kernel to write into, like
+    /// [`PinnedPages::pin_for_write`], and describes them as segments for block and file I/O
+    /// (a read into the buffer).
+    pub(crate) fn pin_for_write_io(addr: UserPtr, len: usize) -> Result<Self> {
+        let mut pinned = Self::pin(addr, len, true, true)?;
+        pinned.build_segments()?;
+        Ok(pinned)
+    }
+
+    /// Describes the pinned buffer as one segment per page.
+    fn build_segments(&mut self) -> Result {
+        let mut segments = KVec::with_capacity(self.pages.len(), user_gfp())?;
+        let (mut offset, mut left) = (self.first_offset, self.len);
+        for &page in self.pages.iter() {
             let n = left.min(PAGE_SIZE - offset);
             segments.push(
                 bindings::bio_vec {
@@ -68,11 +83,12 @@ impl PinnedPages {
             left -= n;
             offset = 0;
         }
-        pinned.segments = segments;
-        Ok(pinned)
+        self.segments = segments;
+        Ok(())
     }
 
-    /// The segments of a buffer pinned with [`PinnedPages::pin_for_read`], and its length.
+    /// The segments of a buffer pinned with [`PinnedPages::pin_for_read`] or
+    /// [`PinnedPages::pin_for_write_io`], and its length.
     pub(super) fn segments(&self) -> (&[bindings::bio_vec], usize) {
         (&self.segments, self.len)
     }

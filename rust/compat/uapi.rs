@@ -27,8 +27,10 @@ pub(crate) const TYPE_SIGNAL: u32 = bindings::KEVENT_SIGNAL;
 pub(crate) const TYPE_POSIX_TIMER: u32 = bindings::KEVENT_POSIX_TIMER;
 /// Network AIO requests.
 pub(crate) const TYPE_NAIO: u32 = bindings::KEVENT_NAIO;
-/// Number of event types.
-pub(crate) const TYPE_MAX: u32 = bindings::KEVENT_MAX;
+/// File AIO requests.
+pub(crate) const TYPE_AIO: u32 = bindings::KEVENT_AIO;
+/// File and directory events (fsnotify).
+pub(crate) const TYPE_INODE: u32 = bindings::KEVENT_INODE;
 
 /// Event masks.
 pub(crate) const TIMER_FIRED: u32 = bindings::KEVENT_TIMER_FIRED;
@@ -42,6 +44,23 @@ pub(crate) const SOCKET_SEND: u32 = bindings::KEVENT_SOCKET_SEND;
 pub(crate) const SIGNAL_DELIVERY: u32 = bindings::KEVENT_SIGNAL_DELIVERY;
 /// POSIX timer event mask.
 pub(crate) const POSIX_TIMER_FIRED: u32 = bindings::KEVENT_POSIX_TIMER_FIRED;
+/// A file AIO request completed.
+pub(crate) const AIO_DONE: u32 = bindings::KEVENT_AIO_DONE;
+/// Every inode event (`KEVENT_INODE_*`).
+pub(crate) const INODE_ALL: u32 = bindings::KEVENT_INODE_ALL;
+/// `ret_data[0]` of an inode event: it concerned a directory.
+pub(crate) const INODE_ISDIR: u32 = bindings::KEVENT_INODE_ISDIR;
+/// The inode event bits (`KEVENT_INODE_*`), one per fsnotify event (`compat::fsnotify`).
+pub(crate) const INODE_EVENTS: [u32; 8] = [
+    bindings::KEVENT_INODE_CREATE,
+    bindings::KEVENT_INODE_REMOVE,
+    bindings::KEVENT_INODE_MODIFY,
+    bindings::KEVENT_INODE_ATTRIB,
+    bindings::KEVENT_INODE_MOVED_FROM,
+    bindings::KEVENT_INODE_MOVED_TO,
+    bindings::KEVENT_INODE_DELETE_SELF,
+    bindings::KEVENT_INODE_MOVE_SELF,
+];
 /// Bit of a signal registration's id: consume the signal.
 pub(crate) const SIGNAL_NOMASK: u64 = bindings::KEVENT_SIGNAL_NOMASK as u64;
 

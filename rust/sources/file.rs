@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Files as event sources: `KEVENT_POLL` (any file with `->poll`), `KEVENT_PIPE` and
-//! `KEVENT_SOCKET`.
+//! Files as event sources: `KEVENT_POLL` (any file with `->poll`), `KEVENT_PIPE`,
+//! `KEVENT_SOCKET` and `KEVENT_INODE` (file and directory events).
 //!
 //! A registration remembers its file without holding a reference, like an epoll item; the
 //! kernel's `file_release` hook removes it before the file goes away ([`file_release`]).
@@ -10,6 +10,11 @@
 //! the poll mask they are given (or the socket's lockless state) and never call `->poll`;
 //! readiness is confirmed with `->poll` in process context, at ADD and at harvest
 //! ([`Source::confirm`]), with the queue's registration mutex held and no spinlock.
+//!
+//! `KEVENT_INODE` registrations watch the file's inode through a mark of the module's fsnotify
+//! group ([`INODE_GROUP`]), as inotify does. Their events are occurrences, not states: they are
+//! not confirmed; an event reports the events that happened (`ret_data[0]`, a mask) and how
+//! many notifications it stands for (`ret_data[1]`) since the last delivery.
 //!
 //! Storage: the file's inode holds a [`FileWatchers`] tree (list [`ON_INODE`]) for
 //! `file_release`, a socket's slot its [`SocketStorage`] (list [`ON_SOCKET`]) for its hooks.
@@ -22,6 +27,7 @@ use crate::{
     compat::{
         errno,
         file::{File, FileRef, WatchedFile},
+        fsnotify::{MarkOwner, MarkSlot, NotifyGroup},
         poll::{
             poll_now, PollEntries, PollWaiter, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
             EPOLLRDNORM, EPOLLWRNORM,
@@ -56,6 +62,9 @@ pub(crate) type FileReg = Registration<FileWatch>;
 /// What an inode's slot holds: the file registrations of its open files.
 type InodeWatchers = FileWatchers<FileReg, ON_INODE>;
 
+/// The fsnotify group of `KEVENT_INODE` registrations, started at load.
+pub(crate) static INODE_GROUP: NotifyGroup<FileReg> = NotifyGroup::new();
+
 /// The kind of file registration.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum FileKind {
@@ -65,6 +74,8 @@ enum FileKind {
     Pipe,
     /// `KEVENT_SOCKET`: `RECV`/`ACCEPT`/`SEND`, errors and hang-ups are `BROKEN`.
     Socket,
+    /// `KEVENT_INODE`: `KEVENT_INODE_*` events, through an fsnotify mark.
+    Inode,
 }
 
 /// What a file registration keeps.
@@ -87,6 +98,8 @@ pub(crate) struct FileWatch {
     /// Wait queue entries of `KEVENT_POLL` and `KEVENT_PIPE` on the file.
     #[pin]
     entries: Mutex<PollEntries<FileReg>>,
+    /// The fsnotify mark of `KEVENT_INODE`.
+    mark: MarkSlot<FileReg>,
     #[pin]
     inode_links: ListLinks<ON_INODE>,
     #[pin]
@@ -120,12 +133,18 @@ const ALWAYS: u32 = EPOLLERR | EPOLLHUP;
 impl Source for FileWatch {
     const CONFIRMED: bool = true;
 
+    /// Inode events are occurrences: there is no state to confirm.
+    fn confirmed(&self) -> bool {
+        self.kind != FileKind::Inode
+    }
+
     fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome> {
         let fd = i32::try_from(req.id).map_err(|_| EBADF)?;
         let file = FileRef::fget(fd)?;
         let (kind, valid) = match req.type_ {
             uapi::TYPE_POLL => (FileKind::Poll, POLL_EVENTS),
             uapi::TYPE_PIPE => (FileKind::Pipe, uapi::SOCKET_RECV | uapi::SOCKET_SEND),
+            uapi::TYPE_INODE => (FileKind::Inode, uapi::INODE_ALL),
             _ => (
                 FileKind::Socket,
                 uapi::SOCKET_RECV | uapi::SOCKET_ACCEPT | uapi::SOCKET_SEND,
@@ -158,6 +177,7 @@ impl Source for FileWatch {
             linked: AtomicBool::new(false),
             attached: AtomicBool::new(false),
             entries <- new_mutex!(PollEntries::new(), "FileWatch::entries"),
+            mark: MarkSlot::new(),
             inode_links <- ListLinks::new(),
             inode_tracker <- AtomicTracker::new(),
             sock_links <- ListLinks::new(),
@@ -171,6 +191,7 @@ impl Source for FileWatch {
     fn disarm(reg: &FileReg) {
         let fw = &reg.watch;
         fw.entries.lock().clear();
+        fw.mark.detach();
         // Only fails when the module is going away, when nothing is attached any more.
         let _ = storage::with_lock(|locked| {
             if fw.attached.swap(false, Ordering::Relaxed) {
@@ -225,6 +246,11 @@ fn arm(reg: &Arc<FileReg>, file: &File) -> Result<Option<Report>> {
             .entries
             .lock()
             .watch(file, reg, pipe_mask(event) | ALWAYS)?,
+        FileKind::Inode => {
+            // Nothing has happened yet: no initial event.
+            fw.mark.attach(&INODE_GROUP, file, reg.clone())?;
+            return Ok(None);
+        }
     };
     Ok(evaluate(fw.kind, event, revents, Sock::of_file(file)))
 }
@@ -278,6 +304,8 @@ fn evaluate(kind: FileKind, event: u32, revents: u32, sock: Option<&Sock>) -> Op
             }
             Some((flags, data))
         }
+        // Inode events never come from a poll mask.
+        FileKind::Inode => None,
     }
 }
 
@@ -304,6 +332,27 @@ impl PollWaiter for FileReg {
     fn woken(this: ArcBorrow<'_, Self>, key: u32) {
         let revents = if key == 0 { u32::MAX } else { key };
         notify(this, revents, None);
+    }
+}
+
+impl MarkOwner for FileReg {
+    /// Inode events `mask` on the watched inode: those asked for make the registration ready;
+    /// while it waits to be delivered, further ones add to its mask and count.
+    fn inode_event(this: ArcBorrow<'_, Self>, mask: u32) {
+        Registration::notify(this, |st| {
+            let hit = mask & st.event;
+            if hit == 0 {
+                return false;
+            }
+            let bits = hit | (mask & uapi::INODE_ISDIR);
+            if st.queued {
+                st.ret_data[0] |= bits;
+                st.ret_data[1] = st.ret_data[1].saturating_add(1);
+            } else {
+                st.ret_data = [bits, 1];
+            }
+            true
+        });
     }
 }
 

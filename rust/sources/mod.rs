@@ -10,7 +10,9 @@
 //! 2. add its type(s) to [`add`] and, if a kernel hook notifies it, the hook to [`Sources`]
 //!    (a hook the layer does not have yet means a kernel patch: see `Documentation/hooks.md`).
 
+pub(crate) mod faio;
 mod file;
+pub(crate) use file::INODE_GROUP;
 pub(crate) mod naio;
 mod posix_timer;
 pub(crate) mod send;
@@ -21,7 +23,6 @@ mod user;
 
 use crate::{
     compat::{
-        errno,
         file::File,
         hooks::Hooks,
         posix_timer::PosixTimer,
@@ -54,6 +55,12 @@ pub(crate) trait Source: Send + Sync + Sized + 'static {
     /// Stops watching; on return no notification runs or will run for `reg`. Idempotent, may
     /// sleep; called without the ready lock.
     fn disarm(reg: &Registration<Self>);
+
+    /// Whether this registration's events are confirmed ([`Source::CONFIRMED`], unless a
+    /// source has registrations of both kinds).
+    fn confirmed(&self) -> bool {
+        Self::CONFIRMED
+    }
 
     /// Whether an event for interest mask `event` is still to be reported, and with what. Only
     /// called when [`Source::CONFIRMED`], with the queue's registrations locked (`regs`) and the
@@ -98,7 +105,7 @@ pub(crate) unsafe trait Watch: Send + Sync {
     fn disarm(&self, reg: &Registration);
     /// [`Source::cancel`] of `reg`, whose state is `self`.
     fn cancel(&self, reg: &Registration) -> Cancel;
-    /// [`Source::CONFIRMED`].
+    /// [`Source::confirmed`].
     fn confirmed(&self) -> bool;
     /// [`Source::confirm`].
     fn confirm(&self, regs: &Registrations, event: u32) -> Option<Report>;
@@ -123,7 +130,7 @@ unsafe impl<S: Source> Watch for S {
     }
 
     fn confirmed(&self) -> bool {
-        S::CONFIRMED
+        S::confirmed(self)
     }
 
     fn confirm(&self, regs: &Registrations, event: u32) -> Option<Report> {
@@ -153,13 +160,15 @@ type AddFn = fn(&Arc<Queue>, &mut Registrations, &Ukevent) -> Result<Outcome>;
 /// `KEVENT_CTL_ADD`: the source of each event type. The only place that tells types apart.
 pub(crate) fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome> {
     let add: AddFn = match req.type_ {
-        uapi::TYPE_SOCKET | uapi::TYPE_POLL | uapi::TYPE_PIPE => file::FileWatch::add,
+        uapi::TYPE_SOCKET | uapi::TYPE_POLL | uapi::TYPE_PIPE | uapi::TYPE_INODE => {
+            file::FileWatch::add
+        }
         uapi::TYPE_TIMER => timer::Timer::add,
         uapi::TYPE_SIGNAL => signal::SignalWatch::add,
         uapi::TYPE_UNOTIFY => user::UserEvent::add,
         uapi::TYPE_POSIX_TIMER => posix_timer::PosixTimerWatch::add,
         uapi::TYPE_NAIO => naio::NaioWatch::add,
-        t if t < uapi::TYPE_MAX => return Err(errno::eopnotsupp()),
+        uapi::TYPE_AIO => faio::FileAio::add,
         _ => return Err(EINVAL),
     };
     add(queue, regs, req)

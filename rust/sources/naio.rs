@@ -185,11 +185,13 @@ fn storage_detach(reg: &NaioReg) {
     });
 }
 
-/// Registers a new network AIO request (`ONESHOT`, interest `event`) on `queue`. `arm` runs
-/// once the request can no longer fail to be registered (with the queue's registrations locked)
-/// and puts it on its socket's storage. Returns its id and the request.
+/// Registers a new AIO request of type `type_` (`KEVENT_NAIO` or `KEVENT_AIO`; `ONESHOT`,
+/// interest `event`) on `queue`. `arm` runs once the request can no longer fail to be
+/// registered (with the queue's registrations locked), for instance to put it on its socket's
+/// storage. Returns its id and the request.
 pub(super) fn submit<S: Source>(
     queue: &Arc<Queue>,
+    type_: u32,
     event: u32,
     watch: impl PinInit<S, Error>,
     arm: impl FnOnce(&Arc<Registration<S>>) -> Result,
@@ -197,7 +199,7 @@ pub(super) fn submit<S: Source>(
     let id = next_id();
     let req = Ukevent {
         id,
-        type_: uapi::TYPE_NAIO,
+        type_,
         event,
         req_flags: uapi::REQ_ONESHOT,
         ..Ukevent::default()
@@ -271,7 +273,7 @@ pub(crate) fn recv(
         tracker <- AtomicTracker::new(),
     }? Error);
     let mut at_once = None;
-    let (id, reg) = submit(queue, uapi::SOCKET_RECV, watch, |reg| {
+    let (id, reg) = submit(queue, uapi::TYPE_NAIO, uapi::SOCKET_RECV, watch, |reg| {
         at_once = arm_receive(sk, reg, buf)?;
         Ok(())
     })?;

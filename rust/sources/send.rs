@@ -315,7 +315,7 @@ fn submit(
         links <- ListLinks::new(),
         tracker <- AtomicTracker::new(),
     }? Error);
-    let (id, reg) = naio::submit(queue, event, watch, |reg| {
+    let (id, reg) = naio::submit(queue, uapi::TYPE_NAIO, event, watch, |reg| {
         if send_at_once(sk, reg)? {
             // Done already: it never waits on the socket.
             return Ok(());

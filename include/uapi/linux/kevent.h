@@ -15,7 +15,7 @@
 
 /* Event types (struct ukevent::type). */
 #define KEVENT_SOCKET		0
-#define KEVENT_INODE		1	/* reserved */
+#define KEVENT_INODE		1
 #define KEVENT_TIMER		2
 #define KEVENT_POLL		3
 #define KEVENT_NAIO		4
@@ -37,6 +37,25 @@
 #define KEVENT_POSIX_TIMER_FIRED 0x1
 #define KEVENT_UNOTIFY_FIRED	0x1
 #define KEVENT_AIO_DONE		0x1
+
+/*
+ * Inode event masks (KEVENT_INODE; id = a descriptor of the watched file or
+ * directory). CREATE and REMOVE keep the 2006 values; the rest are new.
+ * ret_data[0] is the mask of what happened (plus KEVENT_INODE_ISDIR when it
+ * concerned a directory) and ret_data[1] the number of notifications
+ * coalesced into the event.
+ */
+#define KEVENT_INODE_CREATE	0x1	/* an entry was created in the directory */
+#define KEVENT_INODE_REMOVE	0x2	/* an entry was removed from the directory */
+#define KEVENT_INODE_DELETE	KEVENT_INODE_REMOVE
+#define KEVENT_INODE_MODIFY	0x4	/* the file (or an entry) was written */
+#define KEVENT_INODE_ATTRIB	0x8	/* metadata changed */
+#define KEVENT_INODE_MOVED_FROM	0x10	/* an entry was renamed away */
+#define KEVENT_INODE_MOVED_TO	0x20	/* an entry was renamed in */
+#define KEVENT_INODE_DELETE_SELF 0x40	/* the watched inode was deleted */
+#define KEVENT_INODE_MOVE_SELF	0x80	/* the watched inode was renamed */
+#define KEVENT_INODE_ALL	0xff	/* every inode event */
+#define KEVENT_INODE_ISDIR	0x40000000 /* ret_data[0]: about a directory */
 
 /* Bit 63 of id.raw_u64 of a KEVENT_SIGNAL registration: deliver only here. */
 #define KEVENT_SIGNAL_NOMASK	0x8000000000000000ULL
@@ -137,6 +156,7 @@ struct kevent_wait_arg {
 #define __NR_aio_recv		469
 #define __NR_aio_sendfile	470
 #define __NR_aio_read		471
+#define __NR_aio_write		472
 #endif
 
 #endif /* _UAPI_LINUX_KEVENT_H */

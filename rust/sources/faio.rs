@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! File AIO (`KEVENT_AIO`): `aio_read` and `aio_write` on regular files.
+//!
+//! A request is a registration keyed by its request id, `ONESHOT`, like a network AIO request
+//! ([`naio::submit`]): its completion is its one event (`ret_data[0]` bytes done, `ret_data[1]`
+//! 0 or −errno). It pins the caller's buffer and holds the file, so closing the descriptor does
+//! not end it.
+//!
+//! How it runs ([`FileIo`] does the I/O):
+//! 1. At submission, a file that honours `IOCB_NOWAIT` is tried at once without blocking: a
+//!    page-cache hit completes inline (the event is queued before the call returns), and an
+//!    `O_DIRECT` request that the file system can queue without blocking is queued to the
+//!    device.
+//! 2. Otherwise (a miss, a file without `FMODE_NOWAIT`, or what is left of a partial transfer)
+//!    the request goes to a worker of [`WORKERS`], which runs it blocking, with the
+//!    submitter's credentials.
+//! 3. An I/O the file system queued completes through `ki_complete` ([`FileIoOwner`]), possibly
+//!    in interrupt context; that only records the result and hands the request to a worker,
+//!    which unpins the buffer (dirtying it for reads) and posts the event in process context.
+//!
+//! A request's `state` says who may act on it: `PENDING` (waiting for a worker: `REMOVE`
+//! cancels it with `-ECANCELED`), `RUNNING` (the file system has the buffer), `COMPLETED` (its
+//! queued I/O ended; a worker finishes it), `DONE` (its event is posted, or it was cancelled).
+//! The buffer is unpinned once, by whoever finishes the request or, when its queue goes away,
+//! by its disarm if no I/O holds it. Each request holds a module reference, given back when it
+//! is freed: a queued I/O runs the module's completion after every system call has returned.
+
+use super::{naio, Cancel, Source};
+use crate::{
+    compat::{
+        cred::Credentials,
+        errno,
+        file::{FileRef, OwnedFile},
+        file_io::{FileIo, FileIoOwner, HasFileIo, Started},
+        module_ref::ModuleRef,
+        pinned::PinnedPages,
+        uapi::{self, Ukevent},
+        workqueue::ModuleWorkqueue,
+    },
+    ctl::Outcome,
+    queue::{Queue, Registrations},
+    registration::Registration,
+};
+use core::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
+use kernel::{
+    error::code::*,
+    new_work,
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+    uaccess::{UserPtr, UserSlice},
+    workqueue::{HasWork, Work, WorkItem},
+};
+
+/// A file AIO request.
+pub(crate) type FaioReg = Registration<FileAio>;
+
+/// The workers that run requests that would block, and finish queued I/O.
+pub(crate) static WORKERS: ModuleWorkqueue = ModuleWorkqueue::new();
+
+/// The largest request, as for `read`/`write` (`MAX_RW_COUNT`).
+const MAX_LEN: usize = (i32::MAX as usize) & !(kernel::page::PAGE_SIZE - 1);
+
+/// [`FileAio::state`]: waiting for a worker to start it.
+const PENDING: u8 = 0;
+/// [`FileAio::state`]: its I/O runs, or is queued in the file system.
+const RUNNING: u8 = 1;
+/// [`FileAio::state`]: its queued I/O ended with [`FileAio::result`]; a worker finishes it.
+const COMPLETED: u8 = 2;
+/// [`FileAio::state`]: finished or cancelled; its event is posted.
+const DONE: u8 = 3;
+
+/// What a file AIO request keeps.
+#[pin_data]
+pub(crate) struct FileAio {
+    /// The file, the buffer and the kiocb.
+    #[pin]
+    io: FileIo<FaioReg>,
+    /// The file position of the first byte.
+    pos: i64,
+    /// The length of the buffer.
+    len: usize,
+    /// `PENDING`, `RUNNING`, `COMPLETED` or `DONE`.
+    state: AtomicU8,
+    /// Bytes done by the finished I/Os (all but the running one).
+    done: AtomicUsize,
+    /// The result of the last queued I/O, valid in `COMPLETED`.
+    result: AtomicIsize,
+    /// The submitter's credentials, for the workers.
+    creds: Credentials,
+    /// Keeps the module (the completion's code) while the request lives.
+    _module: ModuleRef,
+    #[pin]
+    work: Work<FaioReg>,
+}
+
+// SAFETY: `OFFSET` is the offset of the `Work<FaioReg>` field (`watch.work`) within `FaioReg`.
+unsafe impl HasWork<FaioReg> for FaioReg {
+    const OFFSET: usize = core::mem::offset_of!(FaioReg, watch.work);
+}
+
+// SAFETY: `OFFSET` is the offset of the `FileIo<FaioReg>` field (`watch.io`) within `FaioReg`.
+unsafe impl HasFileIo for FaioReg {
+    const OFFSET: usize = core::mem::offset_of!(FaioReg, watch.io);
+}
+
+impl WorkItem for FaioReg {
+    type Pointer = Arc<FaioReg>;
+
+    /// Starts a pending request (blocking), or finishes one whose queued I/O completed.
+    fn run(this: Arc<FaioReg>) {
+        let w = &this.watch;
+        if w.claim(PENDING, RUNNING) {
+            w.creds.run_as(|| run(&this, false));
+        } else if w.claim(COMPLETED, RUNNING) {
+            let res = w.result.load(Ordering::Relaxed);
+            if let Some(res) = advance(&this, res) {
+                finish(&this, res);
+            } else {
+                w.creds.run_as(|| run(&this, false));
+            }
+        }
+    }
+}
+
+impl FileIoOwner for FaioReg {
+    /// Records the result of a queued I/O and hands the request to a worker. Any context.
+    fn completed(this: Arc<Self>, res: isize) {
+        this.watch.result.store(res, Ordering::Relaxed);
+        this.watch.state.store(COMPLETED, Ordering::Release);
+        // Not queued already: the worker that started this I/O (if any) took its item off the
+        // queue before running. The module's workqueue runs until the module goes, which this
+        // request's module reference prevents.
+        WORKERS.enqueue(this);
+    }
+}
+
+impl FileAio {
+    /// Moves the state from `from` to `to`; false if it was not `from`.
+    fn claim(&self, from: u8, to: u8) -> bool {
+        self.state
+            .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+impl Source for FileAio {
+    fn add(_queue: &Arc<Queue>, _regs: &mut Registrations, _req: &Ukevent) -> Result<Outcome> {
+        // Created by the AIO calls only.
+        Err(EINVAL)
+    }
+
+    /// Cancels a request still waiting for a worker (`-ECANCELED`); one that started keeps
+    /// its event, which the I/O's end posts.
+    fn cancel(reg: &FaioReg) -> Cancel {
+        if reg.watch.claim(PENDING, DONE) {
+            Cancel::Complete((0, [0, errno::ecanceled().to_errno() as u32]))
+        } else {
+            Cancel::Keep
+        }
+    }
+
+    /// Keeps a pending request from starting and unpins its buffer unless an I/O holds it
+    /// (the I/O's end unpins it then).
+    fn disarm(reg: &FaioReg) {
+        let w = &reg.watch;
+        w.claim(PENDING, DONE);
+        if let Some(pages) = w.io.take_pages() {
+            pages.release();
+        }
+    }
+}
+
+/// Adds the result `res` of an I/O to a request's progress. Returns its final result (bytes or
+/// a negative errno) if it is finished: an error, the end of the file, or the whole buffer;
+/// `None` if the rest is still to be transferred.
+fn advance(reg: &FaioReg, res: isize) -> Option<isize> {
+    let w = &reg.watch;
+    let done = w.done.load(Ordering::Relaxed);
+    if res <= 0 {
+        // An error after some bytes reports the bytes, as `pread`/`pwrite` do.
+        return Some(if done > 0 { done as isize } else { res });
+    }
+    let done = done + res as usize;
+    w.done.store(done, Ordering::Relaxed);
+    (done >= w.len).then_some(done as isize)
+}
+
+/// Transfers what is left of a `RUNNING` request, in process context. `nowait`: at submission,
+/// without blocking; a request that would block goes to a worker. Returns when the request is
+/// finished, queued in the file system, or handed to a worker.
+fn run(reg: &Arc<FaioReg>, nowait: bool) {
+    let w = &reg.watch;
+    loop {
+        let done = w.done.load(Ordering::Relaxed);
+        // `pos + len` was checked not to overflow at submission.
+        let pos = w.pos + done as i64;
+        let res = match FileIo::start(reg, &w.io, pos, done, nowait) {
+            Ok(Started::Queued) => return,
+            Ok(Started::Done(res)) => res,
+            Err(e) => e.to_errno() as isize,
+        };
+        let would_block = res == EAGAIN.to_errno() as isize
+            || res == errno::eopnotsupp().to_errno() as isize;
+        if nowait && would_block {
+            // Ext4 answers `EOPNOTSUPP` to a buffered write that must not block.
+            w.state.store(PENDING, Ordering::Release);
+            WORKERS.enqueue(reg.clone());
+            return;
+        }
+        if let Some(res) = advance(reg, res) {
+            finish(reg, res);
+            return;
+        }
+    }
+}
+
+/// Ends a request with `res` (bytes, or a negative errno): unpins its buffer and posts its
+/// event. Process context.
+fn finish(reg: &Arc<FaioReg>, res: isize) {
+    reg.watch.state.store(DONE, Ordering::Release);
+    if let Some(pages) = reg.watch.io.take_pages() {
+        pages.release();
+    }
+    // Both fit: a request is at most `MAX_LEN` bytes, an errno is small.
+    let result = if res < 0 {
+        [0, res as i32 as u32]
+    } else {
+        [res as u32, 0]
+    };
+    post(reg.as_arc_borrow(), result);
+}
+
+/// Posts the completion event of a request.
+fn post(reg: ArcBorrow<'_, FaioReg>, result: [u32; 2]) {
+    Registration::notify(reg, |st| {
+        st.ret_data = result;
+        true
+    });
+}
+
+/// `aio_read(kfd, fd, buf, len, offset)` (`write` false) or `aio_write` on `queue`: reads
+/// `len` bytes of `fd` at `*offset` into `buf`, or writes them from `buf`. Returns the request
+/// id. The file position is neither used nor changed.
+pub(crate) fn submit(
+    queue: &Arc<Queue>,
+    fd: i32,
+    buf: UserPtr,
+    len: usize,
+    offset: UserPtr,
+    write: bool,
+) -> Result<i64> {
+    if len == 0 || len > MAX_LEN || offset == 0 {
+        return Err(EINVAL);
+    }
+    let file = FileRef::fget(fd)?;
+    if !file.is_open_for(write) {
+        return Err(EBADF);
+    }
+    if !file.is_positional(write) {
+        return Err(ESPIPE);
+    }
+    if !file.is_regular() {
+        return Err(EINVAL);
+    }
+    let pos = UserSlice::new(offset, core::mem::size_of::<u64>())
+        .reader()
+        .read::<u64>()?;
+    let pos = i64::try_from(pos).map_err(|_| EINVAL)?;
+    pos.checked_add(len as i64).ok_or(EINVAL)?;
+    let pages = if write {
+        PinnedPages::pin_for_read(buf, len, true)?
+    } else {
+        PinnedPages::pin_for_write_io(buf, len)?
+    };
+    let nowait = file.supports_nowait();
+    let watch = try_pin_init!(FileAio {
+        io <- FileIo::new(OwnedFile::new(&file), pages, write),
+        pos,
+        len,
+        state: AtomicU8::new(RUNNING),
+        done: AtomicUsize::new(0),
+        result: AtomicIsize::new(0),
+        creds: Credentials::current(),
+        _module: ModuleRef::new(&crate::THIS_MODULE),
+        work <- new_work!("FileAio::work"),
+    }? Error);
+    let (id, reg) = naio::submit(queue, uapi::TYPE_AIO, uapi::AIO_DONE, watch, |_| Ok(()))?;
+    if nowait {
+        run(&reg, true);
+    } else {
+        reg.watch.state.store(PENDING, Ordering::Release);
+        WORKERS.enqueue(reg);
+    }
+    Ok(id)
+}
