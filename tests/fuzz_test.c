@@ -71,7 +71,7 @@ enum {
 
 static const char *const names[NROWS] = {
 	"kevent_init", "kevent_ctl", "kevent_get_events", "kevent_wait", "kevent_commit",
-	"aio_send", "aio_recv", "aio_sendfile", "aio_read", "ring poke (mmap)",
+	"aio_send", "aio_recv", "aio_sendfile", "aio_read/write", "ring poke (mmap)",
 	"ring poke wait", "ctl entry ADD", "ctl entry REMOVE", "ctl entry MODIFY",
 	"ctl entry READY", "aio_send event",
 };
@@ -121,7 +121,7 @@ static const int commit_errs[] = {
 };
 static const int aio_errs[] = {
 	EBADF,		/* syscalls.rs: kfd not open; faio.rs submit(): fd not open, or not
-			 * open for reading */
+			 * open for reading (writing) */
 	EINVAL,		/* kfd not a queue; faio.rs submit(): length 0 or too long, offset
 			 * NULL, negative or overflowing, not a regular file */
 	ESPIPE,		/* faio.rs submit(): a stream (tty, pipe, socket, queue) */
@@ -246,6 +246,8 @@ static bool errno_allowed(int row, int err)
 
 static atomic_int queues[NQUEUES];
 static char *unmapped;
+/* A 64 KiB tmpfs file open for reading and writing. */
+static int datafile = -1;
 static atomic_long calls[NOPS], classes[8], violations;
 static atomic_long counts[NROWS][MAX_ERRNO + 1];	/* [0]: succeeded */
 static atomic_int stop;
@@ -263,7 +265,7 @@ struct worker {
 
 static _Thread_local int last_op = -1;
 static _Thread_local char *buf;		/* 4 pages: rw, rw, read-only, PROT_NONE */
-static _Thread_local char *rbuf;	/* the same, for aio_recv buffers only */
+static _Thread_local char *rbuf;	/* the same, for aio_recv and aio_read buffers only */
 static _Thread_local char *sbuf;	/* SEND_MAX + a page of data, for aio_send */
 static int socks[NSOCKS], peers[NSOCKS];	/* receiving ends, sending ends */
 static int udp_rx[NUDP], udp_tx[NUDP];	/* udp_tx[i] is connected to udp_rx[i] */
@@ -379,10 +381,11 @@ static void judge_entries(unsigned int cmd, unsigned int num, const char *p, lon
 
 static int pick_fd(uint64_t *s)
 {
-	switch (rnd(s) % 8) {
+	switch (rnd(s) % 9) {
 	case 0: return -1;
 	case 1: return 1000 + rnd(s) % 100;	/* not open */
 	case 2: return 0;			/* not a queue */
+	case 3: return datafile;		/* a regular file, for file AIO */
 	default: return atomic_load(&queues[rnd(s) % NQUEUES]);
 	}
 }
@@ -678,15 +681,28 @@ static void one_call(uint64_t *s)
 	}
 	case 8: {
 		int f = pick_fd(s);
-		size_t len = rnd(s);
+		/* Mostly a length that fits the buffer and an offset inside the file. */
+		size_t len = rnd(s) % 4 ? 1 + rnd(s) % 8192 : rnd(s);
+		uint64_t off = rnd(s) % 4 ? rnd(s) % 65536 : rnd(s);
+		const uint64_t *offp = rnd(s) % 4 ? &off : p;
 
 		a[0] = fd;
 		a[1] = f;
 		a[2] = (unsigned long)p;
 		a[3] = len;
-		a[4] = (unsigned long)p;
+		a[4] = (unsigned long)offp;
 		na = 5;
-		r = aio_read(fd, f, p, len, p);
+		/* Reads land later, when they complete: in rbuf, never in what ctl uses. */
+		if (rnd(s) % 2) {
+			char *dst = p;
+
+			if (dst >= buf && dst < buf + 4 * 4096)
+				dst = rbuf + (dst - buf);
+			a[2] = (unsigned long)dst;
+			r = aio_read(fd, f, dst, len, offp);
+		} else {
+			r = aio_write(fd, f, p, len, offp);
+		}
 		err = errno;
 		break;
 	}
@@ -917,6 +933,9 @@ TEST_F_TIMEOUT(fuzz, random_calls, 1200)
 	 * then rightly writes results into them.)
 	 */
 	unmapped = (char *)0x10000;
+	datafile = open("/tmp/fuzz.dat", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ASSERT_LE(0, datafile);
+	ASSERT_EQ(0, ftruncate(datafile, 65536));
 	for (int i = 0; i < NQUEUES; i++)
 		atomic_store(&queues[i], kevent_init(i % 2 ? 16 : 0, O_NONBLOCK));
 	for (int i = 0; i < NSOCKS; i++)
