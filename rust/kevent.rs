@@ -50,6 +50,12 @@
 //! with `registrations` held, which keeps the files alive (`file_release` takes it too). Timers
 //! are cancelled with no lock held, because their callback takes `ready`.
 //!
+//! File and directory events (`KEVENT_INODE`) enter from fsnotify in process context, inside
+//! the file system operation and fsnotify's SRCU read side, and take only `ready` (5).
+//! Detaching a registration's fsnotify mark takes fsnotify's group mutex, possibly under
+//! `registrations` (1); fsnotify never calls the module with that mutex held. File AIO
+//! completions (`ki_complete`, any context) take no lock: they hand the request to a worker.
+//!
 //! A queue watching another queue (`KEVENT_POLL`) is woken inside the watched queue's
 //! `poll_wait` lock and takes its own wait queue locks in turn, so `poll_wait` locks of one class
 //! nest: each queue takes its own at its nesting level (the longest chain of queues below it),

@@ -16,11 +16,7 @@
 //! the kiocb holds, and neither the buffer nor the kiocb can be touched: [`FileIo::start`]
 //! refuses a second I/O and [`FileIo::take_pages`] refuses to give the buffer back.
 
-use super::{
-    errno,
-    file::OwnedFile,
-    pinned::PinnedPages,
-};
+use super::{errno, file::OwnedFile, pinned::PinnedPages};
 use core::{
     cell::UnsafeCell,
     marker::PhantomData,
@@ -125,9 +121,9 @@ impl<T: HasFileIo> FileIo<T> {
         skip: usize,
         nowait: bool,
     ) -> Result<Started> {
-        if let Err(state) = io
-            .state
-            .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+        if let Err(state) =
+            io.state
+                .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
         {
             return Err(if state == RETIRED {
                 errno::ecanceled()

@@ -47,6 +47,9 @@ const FS_EVENTS: [u32; 8] = [
 /// The index of `FS_DELETE_SELF` in [`FS_EVENTS`].
 const DELETE_SELF: usize = 6;
 
+// The index above names that event.
+const _: () = assert!(FS_EVENTS[DELETE_SELF] == bindings::FS_DELETE_SELF);
+
 /// Every fsnotify event a mark asks for.
 const FS_ALL: u32 = {
     let mut all = 0;

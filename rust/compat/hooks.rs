@@ -160,7 +160,13 @@ unsafe extern "C" fn aio_write<T: Syscalls>(
     len: usize,
     offset: *const u64,
 ) -> c_long {
-    ret(T::aio_write(kfd, fd, buf as UserPtr, len, offset as UserPtr))
+    ret(T::aio_write(
+        kfd,
+        fd,
+        buf as UserPtr,
+        len,
+        offset as UserPtr,
+    ))
 }
 
 /// The event-source hooks, implemented by the module.

@@ -200,8 +200,8 @@ fn run(reg: &Arc<FaioReg>, nowait: bool) {
             Ok(Started::Done(res)) => res,
             Err(e) => e.to_errno() as isize,
         };
-        let would_block = res == EAGAIN.to_errno() as isize
-            || res == errno::eopnotsupp().to_errno() as isize;
+        let would_block =
+            res == EAGAIN.to_errno() as isize || res == errno::eopnotsupp().to_errno() as isize;
         if nowait && would_block {
             // Ext4 answers `EOPNOTSUPP` to a buffered write that must not block.
             w.state.store(PENDING, Ordering::Release);
