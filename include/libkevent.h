@@ -133,6 +133,13 @@ static inline void kevent_prep_pipe(struct ukevent *e, int fd, uint32_t events,
 	kevent_prep(e, KEVENT_PIPE, (uint32_t)fd, events, req_flags, user);
 }
 
+/* A file or directory: @events is a KEVENT_INODE_CREATE | _REMOVE | ... mask. */
+static inline void kevent_prep_inode(struct ukevent *e, int fd, uint32_t events,
+				     uint32_t req_flags, uint64_t user)
+{
+	kevent_prep(e, KEVENT_INODE, (uint32_t)fd, events, req_flags, user);
+}
+
 /*
  * A timer of period @ns nanoseconds (periodic, or once with
  * KEVENT_REQ_ONESHOT). The period is the timer's id: one timer per period

@@ -30,7 +30,7 @@ for dir in "$@"; do
 		gcc -O2 -g -Wall -static -pthread -D_GNU_SOURCE \
 			-I"$ksrc/tools/testing/selftests" -isystem "$kb/usr/include" \
 			-I"$KEVENT_TOP/include" -I"$KEVENT_TOP/$dir" \
-			-o "$bin" "$c" ${KEVENT_LDLIBS:-} "$libkevent" -luring || die "could not compile $c"
+			-o "$bin" "$c" ${KEVENT_LDLIBS:-} "$libkevent" -luring -laio || die "could not compile $c"
 	done
 	for s in "$KEVENT_TOP/$dir"/*.sh; do
 		[ -e "$s" ] && cp "$s" "$out/"

@@ -30,7 +30,7 @@ rc=0
 	--timeout 1500 --log "$vmlog" --tcg-threads multi --overlay "$KEVENT_TOP/out/guest-dyn" \
 	--files "$KEVENT_TOP/out/examples/* $KEVENT_TOP/out/bench/*" -- "$cmd" || rc=$?
 if grep -q '^BENCH ' "$vmlog"; then
-	log "benchmark results (kevent ÷ epoll, kevent ÷ io_uring; medians of one run)"
+	log "benchmark results (kevent ÷ epoll, ÷ io_uring, ÷ the best other baseline; medians of one run)"
 	/usr/bin/python3 "$KEVENT_TOP/scripts/bench-report.py" "$vmlog" "$KEVENT_TOP/out/results"
 fi
 log "finished in $(( $(date +%s) - start )) s"

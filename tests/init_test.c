@@ -321,6 +321,7 @@ TEST_F(queue, aio_needs_open_fds)
 	EXPECT_ERRNO(EBADF, aio_recv(self->fd, 1000, buf, sizeof(buf), 0));
 	EXPECT_ERRNO(EBADF, aio_sendfile(self->fd, -1, 0, &off, 1));
 	EXPECT_ERRNO(EBADF, aio_read(self->fd, -1, buf, sizeof(buf), NULL));
+	EXPECT_ERRNO(EBADF, aio_write(self->fd, 1000, buf, sizeof(buf), &off));
 }
 
 TEST_HARNESS_MAIN

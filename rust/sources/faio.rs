@@ -250,10 +250,10 @@ pub(crate) fn submit(
     offset: UserPtr,
     write: bool,
 ) -> Result<i64> {
+    let file = FileRef::fget(fd)?;
     if len == 0 || len > MAX_LEN || offset == 0 {
         return Err(EINVAL);
     }
-    let file = FileRef::fget(fd)?;
     if !file.is_open_for(write) {
         return Err(EBADF);
     }
