@@ -3,10 +3,9 @@
  * File-system events: a thread creates files in a watched directory while the
  * main thread harvests the notifications, until it has seen every create.
  *
- * Cases:
- *
- *   creates-tmpfs, creates-ext4   the directory on tmpfs, or on the guest's
- *                                 ext4 scratch disk (KEVENT_DISK)
+ * Case: creates-tmpfs, the directory on tmpfs (on the guest's ext4 disk, a
+ * directory of 100,000 entries costs the emulated file system milliseconds
+ * per create, and both mechanisms measure only that).
  *
  * Mechanisms:
  *
@@ -132,37 +131,28 @@ int main(int argc, char **argv)
 	static void (*const run[])(const char *, long) = { run_kevent, run_inotify };
 	int rounds = argc > 1 ? atoi(argv[1]) : 3;
 	long n = argc > 2 ? atol(argv[2]) : 100000;
-	const char *bases[2] = { "/tmp", getenv("KEVENT_DISK") };
-	static const char *const cases[2] = { "creates-tmpfs", "creates-ext4" };
 	FILE *f = fopen("/proc/sys/fs/inotify/max_queued_events", "we");
 
 	/* inotify drops what exceeds its queue: give it room for every create. */
 	check(f && fprintf(f, "%ld\n", 2 * n) > 0 && fclose(f) == 0, "raise max_queued_events");
 	for (int r = 0; r < rounds; r++) {
-		for (int c = 0; c < 2; c++) {
-			char dir[256];
+		for (int m0 = 0; m0 < 2; m0++) {
+			const char *dir = "/tmp/inodewatch";
+			int m = (m0 + r) % 2;
+			uint64_t t0, c0, t, cpu;
 
-			if (!bases[c]) {
-				fprintf(stderr, "inodewatch: no scratch disk: %s not measured\n",
-					cases[c]);
-				continue;
-			}
-			snprintf(dir, sizeof(dir), "%s/inodewatch", bases[c]);
-			check(mkdir(dir, 0700) == 0 || errno == EEXIST, "mkdir");
-			for (int m0 = 0; m0 < 2; m0++) {
-				int m = (m0 + r) % 2;
-				uint64_t t0 = now_ns(), c0 = cpu_busy_ns(), t, cpu;
-
-				run[m](dir, n);
-				t = now_ns() - t0;
-				cpu = cpu_busy_ns() - c0;
-				remove_files(dir, n);
-				emit("inodewatch", cases[c], names[m], "creates_per_s",
-				     n * 1e9 / (double)t);
-				emit("inodewatch", cases[c], names[m], "cpu_ns_per_create",
-				     (double)cpu / (double)n);
-			}
-			rmdir(dir);
+			check(mkdir(dir, 0700) == 0, "mkdir");
+			t0 = now_ns();
+			c0 = cpu_busy_ns();
+			run[m](dir, n);
+			t = now_ns() - t0;
+			cpu = cpu_busy_ns() - c0;
+			remove_files(dir, n);
+			check(rmdir(dir) == 0, "rmdir");
+			emit("inodewatch", "creates-tmpfs", names[m], "creates_per_s",
+			     n * 1e9 / (double)t);
+			emit("inodewatch", "creates-tmpfs", names[m], "cpu_ns_per_create",
+			     (double)cpu / (double)n);
 		}
 	}
 	return 0;

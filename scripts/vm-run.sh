@@ -156,7 +156,7 @@ INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initramfs.gz"
 truncate -s 512M "$work/disk.img"
-mkfs.ext4 -q -F -O ^has_journal -E lazy_itable_init=0,nodiscard "$work/disk.img" ||
+mkfs.ext4 -q -F -N 262144 -O ^has_journal -E lazy_itable_init=0,nodiscard "$work/disk.img" ||
 	die "mkfs.ext4 of the guest's scratch disk failed"
 
 accel_args() {

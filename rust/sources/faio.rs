@@ -16,15 +16,17 @@
 //!    the request goes to a worker of [`WORKERS`], which runs it blocking, with the
 //!    submitter's credentials.
 //! 3. An I/O the file system queued completes through `ki_complete` ([`FileIoOwner`]), possibly
-//!    in interrupt context; that only records the result and hands the request to a worker,
-//!    which unpins the buffer (dirtying it for reads) and posts the event in process context.
+//!    in interrupt context: it posts the event there and then, as `aio` and io_uring post
+//!    theirs, and leaves the buffer pinned until the event is delivered (unpinning dirties the
+//!    pages of a read, which may sleep). Only a transfer that must continue goes to a worker.
 //!
 //! A request's `state` says who may act on it: `PENDING` (waiting for a worker: `REMOVE`
-//! cancels it with `-ECANCELED`), `RUNNING` (the file system has the buffer), `COMPLETED` (its
-//! queued I/O ended; a worker finishes it), `DONE` (its event is posted, or it was cancelled).
-//! The buffer is unpinned once, by whoever finishes the request or, when its queue goes away,
-//! by its disarm if no I/O holds it. Each request holds a module reference, given back when it
-//! is freed: a queued I/O runs the module's completion after every system call has returned.
+//! cancels it with `-ECANCELED`), `RUNNING` (the file system has the buffer), `DONE` (its event
+//! is posted, or it was cancelled). The buffer is unpinned once: by whoever finishes the request
+//! in process context, else by its disarm (after its event is delivered, or when its queue goes
+//! away while no I/O holds it), else by a worker that frees the request. Each request holds a
+//! module reference, given back when it is freed, never in interrupt context: a queued I/O runs
+//! the module's completion after every system call has returned.
 
 use super::{naio, Cancel, Source};
 use crate::{
@@ -42,7 +44,7 @@ use crate::{
     queue::{Queue, Registrations},
     registration::Registration,
 };
-use core::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use kernel::{
     error::code::*,
     new_work,
@@ -65,10 +67,8 @@ const MAX_LEN: usize = (i32::MAX as usize) & !(kernel::page::PAGE_SIZE - 1);
 const PENDING: u8 = 0;
 /// [`FileAio::state`]: its I/O runs, or is queued in the file system.
 const RUNNING: u8 = 1;
-/// [`FileAio::state`]: its queued I/O ended with [`FileAio::result`]; a worker finishes it.
-const COMPLETED: u8 = 2;
 /// [`FileAio::state`]: finished or cancelled; its event is posted.
-const DONE: u8 = 3;
+const DONE: u8 = 2;
 
 /// What a file AIO request keeps.
 #[pin_data]
@@ -80,12 +80,10 @@ pub(crate) struct FileAio {
     pos: i64,
     /// The length of the buffer.
     len: usize,
-    /// `PENDING`, `RUNNING`, `COMPLETED` or `DONE`.
+    /// `PENDING`, `RUNNING` or `DONE`.
     state: AtomicU8,
     /// Bytes done by the finished I/Os (all but the running one).
     done: AtomicUsize,
-    /// The result of the last queued I/O, valid in `COMPLETED`.
-    result: AtomicIsize,
     /// The submitter's credentials, for the workers.
     creds: Credentials,
     /// Keeps the module (the completion's code) while the request lives.
@@ -107,31 +105,39 @@ unsafe impl HasFileIo for FaioReg {
 impl WorkItem for FaioReg {
     type Pointer = Arc<FaioReg>;
 
-    /// Starts a pending request (blocking), or finishes one whose queued I/O completed.
+    /// Starts or continues a pending request (blocking); or frees a finished one whose last
+    /// reference a completion handed over, unpinning its buffer if nobody did.
     fn run(this: Arc<FaioReg>) {
         let w = &this.watch;
         if w.claim(PENDING, RUNNING) {
             w.creds.run_as(|| run(&this, false));
-        } else if w.claim(COMPLETED, RUNNING) {
-            let res = w.result.load(Ordering::Relaxed);
-            if let Some(res) = advance(&this, res) {
-                finish(&this, res);
-            } else {
-                w.creds.run_as(|| run(&this, false));
+        } else if w.state.load(Ordering::Acquire) == DONE {
+            if let Some(pages) = w.io.take_pages() {
+                pages.release();
             }
         }
     }
 }
 
 impl FileIoOwner for FaioReg {
-    /// Records the result of a queued I/O and hands the request to a worker. Any context.
+    /// Posts the event of a finished request at once; a transfer that must continue goes to
+    /// a worker. Any context, hard IRQ included.
     fn completed(this: Arc<Self>, res: isize) {
-        this.watch.result.store(res, Ordering::Relaxed);
-        this.watch.state.store(COMPLETED, Ordering::Release);
-        // Not queued already: the worker that started this I/O (if any) took its item off the
-        // queue before running. The module's workqueue runs until the module goes, which this
-        // request's module reference prevents.
-        WORKERS.enqueue(this);
+        let Some(res) = advance(&this, res) else {
+            this.watch.state.store(PENDING, Ordering::Release);
+            // Not queued already: a worker that started this I/O took the item off the queue
+            // before running it. The workqueue runs until the module goes, which this
+            // request's module reference prevents.
+            WORKERS.enqueue(this);
+            return;
+        };
+        this.watch.state.store(DONE, Ordering::Release);
+        post(this.as_arc_borrow(), result_of(res));
+        // The last reference (its queue is gone) frees the request, which unpins pages and
+        // gives back the module reference: that is a worker's job, not an interrupt's.
+        if let Some(last) = Arc::into_unique_or_drop(this) {
+            WORKERS.enqueue(Arc::from(last));
+        }
     }
 }
 
@@ -150,14 +156,19 @@ impl Source for FileAio {
         Err(EINVAL)
     }
 
-    /// Cancels a request still waiting for a worker (`-ECANCELED`); one that started keeps
-    /// its event, which the I/O's end posts.
+    /// Cancels a request waiting for a worker (`-ECANCELED`, or the bytes of its finished
+    /// part); one whose I/O runs keeps its event, which the I/O's end posts.
     fn cancel(reg: &FaioReg) -> Cancel {
-        if reg.watch.claim(PENDING, DONE) {
-            Cancel::Complete((0, [0, errno::ecanceled().to_errno() as u32]))
-        } else {
-            Cancel::Keep
+        if !reg.watch.claim(PENDING, DONE) {
+            return Cancel::Keep;
         }
+        let done = reg.watch.done.load(Ordering::Relaxed);
+        let res = if done > 0 {
+            done as isize
+        } else {
+            errno::ecanceled().to_errno() as isize
+        };
+        Cancel::Complete((0, result_of(res)))
     }
 
     /// Keeps a pending request from starting and unpins its buffer unless an I/O holds it
@@ -222,13 +233,17 @@ fn finish(reg: &Arc<FaioReg>, res: isize) {
     if let Some(pages) = reg.watch.io.take_pages() {
         pages.release();
     }
+    post(reg.as_arc_borrow(), result_of(res));
+}
+
+/// The `ret_data` of a request that ended with `res` (bytes, or a negative errno).
+fn result_of(res: isize) -> [u32; 2] {
     // Both fit: a request is at most `MAX_LEN` bytes, an errno is small.
-    let result = if res < 0 {
+    if res < 0 {
         [0, res as i32 as u32]
     } else {
         [res as u32, 0]
-    };
-    post(reg.as_arc_borrow(), result);
+    }
 }
 
 /// Posts the completion event of a request.
@@ -280,7 +295,6 @@ pub(crate) fn submit(
         len,
         state: AtomicU8::new(RUNNING),
         done: AtomicUsize::new(0),
-        result: AtomicIsize::new(0),
         creds: Credentials::current(),
         _module: ModuleRef::new(&crate::THIS_MODULE),
         work <- new_work!("FileAio::work"),
