@@ -31,6 +31,8 @@
  * kernel workers and interrupts included) per read.
  *
  *	fileio [rounds] [reads per depth unit]
+ *
+ * FILEIO_ONLY=mechanism and FILEIO_CASE=case run one of each (for profiling).
  */
 #include <fcntl.h>
 #include <libaio.h>
@@ -301,6 +303,7 @@ int main(int argc, char **argv)
 	int rounds = argc > 1 ? atoi(argv[1]) : 3;
 	long unit = argc > 2 ? atol(argv[2]) : 2000;
 	const char *dir = getenv("KEVENT_DISK");
+	const char *only = getenv("FILEIO_ONLY"), *only_case = getenv("FILEIO_CASE");
 	char path[256];
 	unsigned char *chunk, *bufs;
 	int fd;
@@ -323,9 +326,14 @@ int main(int argc, char **argv)
 	close(fd);
 	for (int r = 0; r < rounds; r++) {
 		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+			if (only_case && strcmp(only_case, cases[c].name))
+				continue;
 			/* Alternate the order of the mechanisms from round to round. */
 			for (int m0 = 0; m0 < 4; m0++) {
 				int m = (m0 + r) % 4;
+
+				if (only && strcmp(only, names[m]))
+					continue;
 				struct job j = {
 					.fd = open_file(path, cases[c].direct),
 					.qd = cases[c].qd,
