@@ -111,6 +111,25 @@ static inline double percentile(uint64_t *v, size_t n, double p)
 	return v[i < n ? i : n - 1];
 }
 
+/*
+ * Ring mode: up to @max pointers to the events in the ring (see
+ * kevent_queue_peek_batch()), sleeping in kevent_queue_wait() while it is
+ * empty. Consume them with kevent_queue_advance().
+ */
+static inline unsigned int ring_next_batch(struct kevent_queue *q, struct ukevent **ev,
+					   unsigned int max)
+{
+	unsigned int k;
+
+	while (!(k = kevent_queue_peek_batch(q, ev, max))) {
+		struct ukevent *e;
+		int ret = kevent_queue_wait(q, &e, NULL);
+
+		check(ret == 0 || ret == -EINTR, "kevent_queue_wait");
+	}
+	return k;
+}
+
 /* Room for many descriptors (one per source). */
 static inline void raise_nofile(void)
 {

@@ -129,15 +129,8 @@ static void run_kevent(struct job *j)
 	for (int s = 0; s < j->qd; s++, submitted++)
 		kevent_submit(&q, j, &t, s);
 	while (done < j->reads) {
-		unsigned int k = kevent_queue_peek_batch(&q, ev, MAXQD);
+		unsigned int k = ring_next_batch(&q, ev, MAXQD);
 
-		if (!k) {
-			struct ukevent *e;
-			int ret = kevent_queue_wait(&q, &e, NULL);
-
-			check(ret == 0 || ret == -EINTR, "kevent_queue_wait");
-			continue;
-		}
 		for (unsigned int i = 0; i < k; i++) {
 			int slot = id_take(&t, (int64_t)ev[i]->id.raw_u64);
 			long res = ev[i]->ret_data[1] ? (long)(int)ev[i]->ret_data[1]

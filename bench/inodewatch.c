@@ -78,15 +78,8 @@ static void run_kevent(const char *dir, long n)
 	check_ret(kevent_queue_ctl(&q, KEVENT_CTL_ADD, &w), "watch the directory");
 	check(pthread_create(&p.t, NULL, create_files, &p) == 0, "pthread_create");
 	while (seen < n) {
-		unsigned int k = kevent_queue_peek_batch(&q, ev, 64);
+		unsigned int k = ring_next_batch(&q, ev, 64);
 
-		if (!k) {
-			struct ukevent *e;
-			int ret = kevent_queue_wait(&q, &e, NULL);
-
-			check(ret == 0 || ret == -EINTR, "kevent_queue_wait");
-			continue;
-		}
 		for (unsigned int i = 0; i < k; i++) {
 			check(ev[i]->type == KEVENT_INODE &&
 			      ev[i]->ret_data[0] == KEVENT_INODE_CREATE, "an inode event");

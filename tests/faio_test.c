@@ -100,6 +100,15 @@ static void await_all(struct __test_metadata *_metadata, int q, const long *ids,
 	free(seen);
 }
 
+/* Submits n reads of @chunk bytes covering the file from offset 0; their ids in @ids. */
+#define READ_COVERING(buf, chunk, n, ids) do {					\
+	for (int i_ = 0; i_ < (n); i_++) {					\
+		(ids)[i_] = submit(self->q, false, self->fd, (buf) + i_ * (chunk),	\
+				   (chunk), i_ * (chunk));			\
+		ASSERT_LE(1, (ids)[i_]) TH_LOG("aio_read: %s", strerror(errno));	\
+	}									\
+} while (0)
+
 FIXTURE(f) {
 	int q;
 	int fd;
@@ -159,10 +168,7 @@ TEST_F(f, read_covers_the_file)
 	long ids[64], res[64];
 
 	ASSERT_NE(NULL, buf);
-	for (int i = 0; i < n; i++) {
-		ids[i] = submit(self->q, false, self->fd, buf + i * chunk, chunk, i * chunk);
-		ASSERT_LE(1, ids[i]) TH_LOG("aio_read: %s", strerror(errno));
-	}
+	READ_COVERING(buf, chunk, n, ids);
 	await_all(_metadata, self->q, ids, res, n);
 	for (int i = 0; i < n; i++)
 		EXPECT_EQ((long)chunk, res[i]);
@@ -400,10 +406,7 @@ TEST_F(f, truncated_under_pending_reads)
 	long ids[64], res[64];
 
 	ASSERT_NE(NULL, buf);
-	for (int i = 0; i < n; i++) {
-		ids[i] = submit(self->q, false, self->fd, buf + i * chunk, chunk, i * chunk);
-		ASSERT_LE(1, ids[i]);
-	}
+	READ_COVERING(buf, chunk, n, ids);
 	ASSERT_EQ(0, ftruncate(self->fd, 0));
 	await_all(_metadata, self->q, ids, res, n);
 	for (int i = 0; i < n; i++) {
