@@ -122,13 +122,13 @@ unsafe extern "C" fn handle_inode_event<T: MarkOwner>(
     // link count to zero is the unlink of its last name: the file is deleted. (fsnotify's own
     // `FS_DELETE_SELF` comes when the last reference goes, after the descriptor that keeps a
     // kevent registration is closed.)
-    // SAFETY: `inode` is valid during the call; the link count is read once, racily, as
-    // fsnotify itself reads it.
-    if mask & bindings::FS_ATTRIB != 0
-        && dir.is_null()
-        && !inode.is_null()
-        && unsafe { (*inode).__bindgen_anon_1.i_nlink } == 0
-    {
+    let unlinked = !inode.is_null() && {
+        // SAFETY: A non-null `inode` is valid during the call; the link count is read once,
+        // racily, as fsnotify's own callers read it.
+        let nlink = unsafe { (*inode).__bindgen_anon_1.i_nlink };
+        nlink == 0
+    };
+    if mask & bindings::FS_ATTRIB != 0 && dir.is_null() && unlinked {
         bits |= uapi::INODE_EVENTS[DELETE_SELF];
     }
     if bits != 0 {
