@@ -50,7 +50,7 @@ use kernel::{
     new_work,
     prelude::*,
     sync::{Arc, ArcBorrow},
-    uaccess::{UserPtr, UserSlice},
+    uaccess::UserPtr,
     workqueue::{HasWork, Work, WorkItem},
 };
 
@@ -278,11 +278,7 @@ pub(crate) fn submit(
     if !file.is_regular() {
         return Err(EINVAL);
     }
-    let pos = UserSlice::new(offset, core::mem::size_of::<u64>())
-        .reader()
-        .read::<u64>()?;
-    let pos = i64::try_from(pos).map_err(|_| EINVAL)?;
-    pos.checked_add(len as i64).ok_or(EINVAL)?;
+    let pos = naio::read_offset(offset, len)?;
     let pages = if write {
         PinnedPages::pin_for_read(buf, len, true)?
     } else {

@@ -50,7 +50,7 @@ use kernel::{
     },
     prelude::*,
     sync::{Arc, ArcBorrow},
-    uaccess::UserPtr,
+    uaccess::{UserPtr, UserSlice},
 };
 
 /// A network AIO request.
@@ -216,6 +216,18 @@ pub(super) fn submit<S: Source>(
     })?;
     // Ids count up from 1 and stay far below `i64::MAX`; `made` is set when `register` succeeds.
     Ok((id as i64, made.ok_or(EINVAL)?))
+}
+
+/// Reads the file offset of an AIO call from user address `offset` (`EFAULT`): it must be a
+/// valid `loff_t` and leave room for `len` more bytes (`EINVAL`).
+pub(super) fn read_offset(offset: UserPtr, len: usize) -> Result<i64> {
+    let pos = UserSlice::new(offset, core::mem::size_of::<u64>())
+        .reader()
+        .read::<u64>()?;
+    let pos = i64::try_from(pos).map_err(|_| EINVAL)?;
+    let len = i64::try_from(len).map_err(|_| EINVAL)?;
+    pos.checked_add(len).ok_or(EINVAL)?;
+    Ok(pos)
 }
 
 /// Takes request `reg` off the list `which` of the socket storage behind `slot` if `attached`

@@ -276,11 +276,7 @@ pub(crate) fn sendfile(
     sk.check_can_send()?;
     let input = FileRef::fget(in_fd)?;
     splice::check_can_splice_read(&input)?;
-    let start = UserSlice::new(offset, core::mem::size_of::<u64>())
-        .reader()
-        .read::<u64>()?;
-    let start = i64::try_from(start).map_err(|_| EINVAL)?;
-    start.checked_add(count as i64).ok_or(EINVAL)?;
+    let start = naio::read_offset(offset, count)?;
     let payload = Payload::File {
         file: OwnedFile::new(&input),
         start,
