@@ -180,7 +180,7 @@ TEST_F(f, read_covers_the_file)
  * 600 reads at random offsets and lengths (multiples of 4 KiB for O_DIRECT,
  * any byte for buffered I/O), up to 32 in flight, each checked byte for byte.
  */
-TEST_F(f, scattered_reads)
+TEST_F_TIMEOUT(f, scattered_reads, 300)
 {
 	const int rounds = 20, per = 30;
 	const size_t max = 64 << 10;
@@ -214,7 +214,7 @@ TEST_F(f, scattered_reads)
 }
 
 /* 256 writes of fresh data at scattered offsets in flight, then read back by pread and aio_read. */
-TEST_F(f, writes_then_reads)
+TEST_F_TIMEOUT(f, writes_then_reads, 300)
 {
 	const int n = 256;
 	const size_t len = 8192;
@@ -371,7 +371,7 @@ TEST_F(f, cached_reads_complete_inline)
 }
 
 /* 10,000 requests of 4 KiB in flight at once, completing in any order, each exactly once. */
-TEST_F(f, ten_thousand_in_flight)
+TEST_F_TIMEOUT(f, ten_thousand_in_flight, 600)
 {
 	const int n = 10000;
 	unsigned char *buf = abuf((size_t)n * ALIGN);
@@ -423,7 +423,7 @@ TEST_F(f, truncated_under_pending_reads)
  * still ends with exactly one event, either its data or -ECANCELED (when no
  * worker had started it), and no page stays pinned.
  */
-TEST_F(f, cancel_races)
+TEST_F_TIMEOUT(f, cancel_races, 300)
 {
 	const int rounds = 2000;
 	unsigned char *buf = abuf(ALIGN);
