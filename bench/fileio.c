@@ -15,6 +15,10 @@
  * registered anywhere, no mechanism has fixed buffers or files):
  *
  *   kevent-aio_read-ring  aio_read() per request (kevent_queue_aio_read()),
+ *                         the replacements of a batch of two or more
+ *                         completions submitted between kevent_queue_plug()
+ *                         and kevent_queue_unplug(), so that the disk is
+ *                         notified once per batch (as io_uring and libaio do);
  *                         completions read from the ring
  *                         (kevent_queue_peek_batch(), kevent_queue_advance()
  *                         per batch), kevent_queue_wait() only when it is
@@ -126,11 +130,18 @@ static void run_kevent(struct job *j)
 
 	memset(&t, 0, sizeof(t));
 	check_ret(kevent_queue_init(&q, 2 * MAXQD, 0), "kevent ring");
+	if (j->qd > 1)
+		check_ret(kevent_queue_plug(&q), "kevent_queue_plug");
 	for (int s = 0; s < j->qd; s++, submitted++)
 		kevent_submit(&q, j, &t, s);
+	if (j->qd > 1)
+		check_ret(kevent_queue_unplug(&q), "kevent_queue_unplug");
 	while (done < j->reads) {
 		unsigned int k = ring_next_batch(&q, ev, MAXQD);
+		bool plug = k > 1 && submitted < j->reads;
 
+		if (plug)
+			check_ret(kevent_queue_plug(&q), "kevent_queue_plug");
 		for (unsigned int i = 0; i < k; i++) {
 			int slot = id_take(&t, (int64_t)ev[i]->id.raw_u64);
 			long res = ev[i]->ret_data[1] ? (long)(int)ev[i]->ret_data[1]
@@ -143,6 +154,8 @@ static void run_kevent(struct job *j)
 				submitted++;
 			}
 		}
+		if (plug)
+			check_ret(kevent_queue_unplug(&q), "kevent_queue_unplug");
 		kevent_queue_advance(&q, k);
 	}
 	kevent_queue_exit(&q);
@@ -205,7 +218,11 @@ static void run_libaio(struct job *j)
 	while (done < j->reads) {
 		int n = io_getevents(ctx, 1, j->qd, evs, NULL), again = 0;
 
-		check(n > 0, "io_getevents");
+		/* Interrupted (io_uring's teardown task work may do that): wait again. */
+		if (n == -EINTR)
+			continue;
+		check_ret(n, "io_getevents");
+		check(n > 0, "io_getevents returned no event");
 		for (int i = 0; i < n; i++) {
 			int slot = (int)(long)evs[i].data;
 

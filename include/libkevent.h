@@ -363,11 +363,20 @@ int64_t kevent_queue_aio_recv(struct kevent_queue *q, int sock, void *buf, size_
 			      unsigned int flags);
 int64_t kevent_queue_aio_sendfile(struct kevent_queue *q, int sock, int in_fd, uint64_t offset,
 				  size_t count);
-/* File AIO: not implemented by the kernel side yet (-EOPNOTSUPP, -ENOSYS). */
+/* File AIO: regular files, at @offset (the file position is neither used nor changed). */
 int64_t kevent_queue_aio_read(struct kevent_queue *q, int fd, void *buf, size_t len,
 			      uint64_t offset);
 int64_t kevent_queue_aio_write(struct kevent_queue *q, int fd, const void *buf, size_t len,
 			       uint64_t offset);
+/*
+ * Batches of file AIO: between kevent_queue_plug() and kevent_queue_unplug(),
+ * file AIO requests get their ids but are held; unplug starts them together,
+ * so the disk is notified once (KEVENT_CTL_PLUG/UNPLUG of kevent_ctl(2)).
+ * A wait on the queue unplugs it first. Plug returns 0, unplug the number of
+ * requests started; both -errno on error.
+ */
+int kevent_queue_plug(struct kevent_queue *q);
+int kevent_queue_unplug(struct kevent_queue *q);
 
 /* ---- Version. ---- */
 

@@ -350,6 +350,16 @@ int64_t kevent_queue_aio_write(struct kevent_queue *q, int fd, const void *buf, 
 	return neg_errno(aio_write(q->fd, fd, buf, len, &offset));
 }
 
+int kevent_queue_plug(struct kevent_queue *q)
+{
+	return (int)neg_errno(kevent_ctl(q->fd, KEVENT_CTL_PLUG, 0, NULL));
+}
+
+int kevent_queue_unplug(struct kevent_queue *q)
+{
+	return (int)neg_errno(kevent_ctl(q->fd, KEVENT_CTL_UNPLUG, 0, NULL));
+}
+
 const char *kevent_version(void)
 {
 	return LIBKEVENT_STR(LIBKEVENT_VERSION_MAJOR) "." LIBKEVENT_STR(LIBKEVENT_VERSION_MINOR);

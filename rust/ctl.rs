@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `kevent_ctl()`: batched ADD, REMOVE, MODIFY and READY.
+//! `kevent_ctl()`: batched ADD, REMOVE, MODIFY and READY; PLUG and UNPLUG of file AIO
+//! ([`faio::Plug`](crate::sources::faio::Plug)).
 //!
 //! Every entry is processed on its own. An entry that failed is marked `BROKEN | DONE` with
 //! `-errno` in `ret_data[1]`; an ADD whose event is ready at once is marked `DONE` and, unless
@@ -47,6 +48,18 @@ const CHUNK: usize = 64;
 /// writable first, so `EFAULT` changes nothing, unless another thread unmaps the array during
 /// the call (then the entries before the fault have taken effect).
 pub(crate) fn ctl(queue: &Arc<Queue>, cmd: u32, num: u32, arg: UserPtr) -> Result<i32> {
+    if cmd == uapi::CTL_PLUG || cmd == uapi::CTL_UNPLUG {
+        // They take no entries.
+        if num != 0 {
+            return Err(EINVAL);
+        }
+        return Ok(if cmd == uapi::CTL_PLUG {
+            queue.aio_plug.plug()?;
+            0
+        } else {
+            queue.aio_plug.unplug() as i32
+        });
+    }
     if cmd > uapi::CTL_READY || num > uapi::MAX_CTL_BATCH {
         return Err(EINVAL);
     }

@@ -102,7 +102,7 @@ fn remove_reaped(queue: &Queue) {
     queue.reap(&mut regs);
 }
 
-/// `kevent_get_events()`: waits until `min_nr` events are ready (or the wait ends), then copies
+/// `kevent_get_events()`: ends a file AIO plug ([`Plug`](crate::sources::faio::Plug)), waits until `min_nr` events are ready (or the wait ends), then copies
 /// up to `max_nr` of them to `buf`. Returns the number copied.
 ///
 /// File events are confirmed with `->poll` before they are copied (a wake-up only says that the
@@ -118,6 +118,7 @@ pub(crate) fn get_events(
 ) -> Result<i32> {
     let min_nr = min_nr as usize;
     let max = max_nr as usize;
+    queue.aio_plug.unplug_before_wait();
     // Fast path: when events are ready, the first batch is taken under this same lock hold.
     let ready = queue.ready.lock();
     if ready.pending() == 0 && matches!(wait, Wait::Poll) {
@@ -339,12 +340,13 @@ impl Batch {
     }
 }
 
-/// `kevent_wait()`: re-checks the level-triggered entries consumed ([`recheck_level`]), moves
+/// `kevent_wait()`: ends a file AIO plug, re-checks the level-triggered entries consumed ([`recheck_level`]), moves
 /// up to `num` (0: any number of) ready events into the ring and sleeps
 /// while the ring holds nothing unconsumed and the consumer index still is `old_uidx`. Returns
 /// the number of unconsumed entries in the ring.
 pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> Result<i32> {
     let max = if num == 0 { usize::MAX } else { num as usize };
+    queue.aio_plug.unplug_before_wait();
     let mut ready = queue.ready.lock();
     if ready.parked() > 0 {
         drop(ready);

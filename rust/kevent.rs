@@ -54,7 +54,9 @@
 //! the file system operation and fsnotify's SRCU read side, and take only `ready` (5).
 //! Detaching a registration's fsnotify mark takes fsnotify's group mutex, possibly under
 //! `registrations` (1); fsnotify never calls the module with that mutex held. File AIO
-//! completions (`ki_complete`, any context) take no lock: they hand the request to a worker.
+//! completions (`ki_complete`, any context) take only `ready` (5), to post their event. A
+//! queue's `Plug::held` mutex (file AIO held by `KEVENT_CTL_PLUG`) is a leaf: the held
+//! requests are taken off it before they are started.
 //!
 //! A queue watching another queue (`KEVENT_POLL`) is woken inside the watched queue's
 //! `poll_wait` lock and takes its own wait queue locks in turn, so `poll_wait` locks of one class

@@ -19,6 +19,7 @@ use crate::{
     nesting::Node,
     ready::{Ready, RingState, FLUSH_CHUNK},
     registration::{Key, Registration},
+    sources::faio::Plug,
 };
 use kernel::{
     c_str,
@@ -48,6 +49,9 @@ pub(crate) struct Queue {
     /// Ready list and ring producer.
     #[pin]
     pub(crate) ready: SpinLockIrq<Ready>,
+    /// File AIO requests held by `KEVENT_CTL_PLUG`.
+    #[pin]
+    pub(crate) aio_plug: Plug,
     /// Harvesters (exclusive) wait here.
     #[pin]
     wait: WaitQueue,
@@ -81,6 +85,7 @@ impl Queue {
                     "Queue::registrations"
                 ),
                 ready <- new_spinlock_irq!(Ready::new(ring), "Queue::ready"),
+                aio_plug <- Plug::new(),
                 wait <- WaitQueue::new(c_str!("Queue::wait"), static_lock_class!()),
                 poll_wait <- WaitQueue::new(c_str!("Queue::poll_wait"), static_lock_class!()),
                 user,
@@ -222,6 +227,8 @@ impl QueueFile for Queue {
             count += 1;
         }
         self.user.uncharge(count);
+        // Held file AIO requests were disarmed with the others.
+        self.aio_plug.close();
         drop(tree);
         drop(pages);
         self.wake_waiters(0);

@@ -15,9 +15,11 @@
  * truncated under pending reads; every argument error (nothing registered,
  * no page left pinned); misaligned O_DIRECT; cancellation with
  * KEVENT_CTL_REMOVE; closing the queue and exiting with requests in flight
- * (pins balanced in /proc/vmstat).
+ * (pins balanced in /proc/vmstat); batches held by KEVENT_CTL_PLUG (nothing
+ * runs before the unplug or a wait; cancelled and closed while held).
  */
 #include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -454,6 +456,155 @@ TEST_F_TIMEOUT(f, cancel_races, 300)
 	TH_LOG("%ld cancelled, %ld completed", cancelled, done);
 	EXPECT_EQ(before, pins_back_to(before));
 	munmap(buf, ALIGN);
+}
+
+/* kevent_ctl() of KEVENT_CTL_PLUG or KEVENT_CTL_UNPLUG (they take no entries). */
+static int plug_ctl(int q, unsigned int cmd)
+{
+	return kevent_ctl(q, cmd, 0, NULL);
+}
+
+/*
+ * A plugged queue holds file AIO: the requests get ids but neither touch the
+ * buffer nor post an event until UNPLUG, which starts all of them (and says
+ * so) at once.
+ */
+TEST_F(f, plugged_requests_start_at_unplug)
+{
+	const int n = 32;
+	unsigned char *buf = abuf((size_t)n * ALIGN);
+	struct pollfd pfd = { .fd = self->q, .events = POLLIN };
+	long ids[32], res[32];
+	uint64_t seed = 11, off[32];
+	size_t untouched = 0;
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, plug_ctl(self->q, KEVENT_CTL_PLUG));
+	ASSERT_EQ(0, plug_ctl(self->q, KEVENT_CTL_PLUG)) TH_LOG("plugging twice");
+	for (int i = 0; i < n; i++) {
+		off[i] = (rnd(&seed) % (FILE_SIZE / ALIGN)) * ALIGN;
+		ids[i] = submit(self->q, false, self->fd, buf + (size_t)i * ALIGN, ALIGN, off[i]);
+		ASSERT_LE(1, ids[i]) TH_LOG("request %d: %s", i, strerror(errno));
+	}
+	usleep(200 * 1000);
+	/* poll() is not a wait call: it leaves the plug in place. */
+	EXPECT_EQ(0, poll(&pfd, 1, 0)) TH_LOG("an event came out of a plugged queue");
+	while (untouched < (size_t)n * ALIGN && !buf[untouched])
+		untouched++;
+	EXPECT_EQ((size_t)n * ALIGN, untouched) TH_LOG("read before the unplug");
+	EXPECT_EQ(n, plug_ctl(self->q, KEVENT_CTL_UNPLUG));
+	EXPECT_EQ(0, plug_ctl(self->q, KEVENT_CTL_UNPLUG)) TH_LOG("nothing is held any more");
+	await_all(_metadata, self->q, ids, res, n);
+	for (int i = 0; i < n; i++) {
+		ASSERT_EQ(ALIGN, res[i]);
+		ASSERT_EQ(ALIGN, fpat_mismatch(buf + (size_t)i * ALIGN, off[i], ALIGN))
+			TH_LOG("request %d", i);
+	}
+	munmap(buf, (size_t)n * ALIGN);
+}
+
+/* A wait call unplugs the queue first: a plugged thread never waits for itself. */
+TEST_F(f, waiting_unplugs)
+{
+	unsigned char *buf = abuf(8 * ALIGN);
+	long ids[8], res[8];
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, plug_ctl(self->q, KEVENT_CTL_PLUG));
+	READ_COVERING(buf, ALIGN, 8, ids);
+	/* kevent_get_events() waiting for the first event. */
+	await_all(_metadata, self->q, ids, res, 8);
+	for (int i = 0; i < 8; i++)
+		ASSERT_EQ(ALIGN, res[i]);
+	EXPECT_EQ(8 * ALIGN, fpat_mismatch(buf, 0, 8 * ALIGN));
+	EXPECT_EQ(0, plug_ctl(self->q, KEVENT_CTL_UNPLUG)) TH_LOG("the wait left requests held");
+	/* Unplugged now: a new request starts at once. */
+	ids[0] = submit(self->q, false, self->fd, buf, ALIGN, ALIGN);
+	ASSERT_LE(1, ids[0]);
+	await_all(_metadata, self->q, ids, res, 1);
+	EXPECT_EQ(ALIGN, res[0]);
+	munmap(buf, 8 * ALIGN);
+}
+
+/* Held writes reach the file only at the unplug; a cancelled held request never runs. */
+TEST_F(f, held_writes_and_cancelled_held_request)
+{
+	unsigned char *buf = abuf(4 * ALIGN), *check = abuf(ALIGN);
+	struct ukevent e, ev;
+	long before = pins_settled(), ids[4], res[4];
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, check);
+	memset(buf, 0x5a, 4 * ALIGN);
+	ASSERT_EQ(0, plug_ctl(self->q, KEVENT_CTL_PLUG));
+	for (int i = 0; i < 4; i++) {
+		ids[i] = submit(self->q, true, self->fd, buf + i * ALIGN, ALIGN, i * ALIGN);
+		ASSERT_LE(1, ids[i]);
+	}
+	ASSERT_EQ(ALIGN, pread(self->fd, check, ALIGN, 0));
+	EXPECT_EQ(ALIGN, fpat_mismatch(check, 0, ALIGN)) TH_LOG("written before the unplug");
+	/* Request 2 is cancelled while held: its event comes at once, with -ECANCELED. */
+	e = uev(KEVENT_AIO, (uint64_t)ids[2], 0, 0);
+	ASSERT_EQ(0, ctl1(self->q, KEVENT_CTL_REMOVE, &e));
+	EXPECT_EQ(1, poll(&(struct pollfd){ .fd = self->q, .events = POLLIN }, 1, 0))
+		TH_LOG("no event for the cancelled request");
+	EXPECT_EQ(3, plug_ctl(self->q, KEVENT_CTL_UNPLUG));
+	await_all(_metadata, self->q, ids, res, 4);
+	for (int i = 0; i < 4; i++) {
+		EXPECT_EQ(i == 2 ? -ECANCELED : ALIGN, res[i]) TH_LOG("request %d", i);
+		ASSERT_EQ(ALIGN, pread(self->fd, check, ALIGN, i * ALIGN));
+		if (i == 2) {
+			EXPECT_EQ(ALIGN, fpat_mismatch(check, i * ALIGN, ALIGN))
+				TH_LOG("the cancelled write ran");
+		} else {
+			EXPECT_EQ(0, memcmp(check, buf, ALIGN)) TH_LOG("write %d missing", i);
+		}
+	}
+	EXPECT_EQ(0, harvest(self->q, 0, 1, &ev, 0));
+	EXPECT_EQ(before, pins_back_to(before));
+	munmap(buf, 4 * ALIGN);
+	munmap(check, ALIGN);
+}
+
+/* Closing a plugged queue drops its held requests: no pin stays, no write happens. */
+TEST_F(f, queue_closed_while_plugged)
+{
+	unsigned char *buf = abuf(64 * ALIGN), *check = abuf(ALIGN);
+	long before = pins_settled();
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, check);
+	memset(buf, 0x5a, 64 * ALIGN);
+	ASSERT_EQ(0, plug_ctl(self->q, KEVENT_CTL_PLUG));
+	for (int i = 0; i < 64; i++)
+		ASSERT_LE(1, submit(self->q, i % 2, self->fd, buf + i * ALIGN, ALIGN, i * ALIGN));
+	close(self->q);
+	self->q = -1;
+	EXPECT_EQ(before, pins_back_to(before));
+	for (int i = 1; i < 64; i += 2) {
+		ASSERT_EQ(ALIGN, pread(self->fd, check, ALIGN, i * ALIGN));
+		ASSERT_EQ(ALIGN, fpat_mismatch(check, i * ALIGN, ALIGN)) TH_LOG("write %d ran", i);
+	}
+	munmap(buf, 64 * ALIGN);
+	munmap(check, ALIGN);
+}
+
+/* PLUG and UNPLUG take no entries. */
+TEST_F(f, plug_arguments)
+{
+	struct ukevent e = uev(KEVENT_UNOTIFY, 1, 0, 0);
+
+	errno = 0;
+	EXPECT_EQ(-1, kevent_ctl(self->q, KEVENT_CTL_PLUG, 1, &e));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, kevent_ctl(self->q, KEVENT_CTL_UNPLUG, 1, &e));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, kevent_ctl(self->q, KEVENT_CTL_UNPLUG + 1, 0, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	/* Unplugging a queue that is not plugged starts nothing. */
+	EXPECT_EQ(0, plug_ctl(self->q, KEVENT_CTL_UNPLUG));
 }
 
 /* Closing the queue with 256 requests in flight: they finish or stop, and every pin goes. */

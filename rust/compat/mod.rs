@@ -10,6 +10,7 @@
 //! the hook ops table, module parameters) are generic over traits that the module implements,
 //! and the module instantiates them as statics in its crate root.
 
+pub(crate) mod block;
 pub(crate) mod cred;
 pub(crate) mod errno;
 pub(crate) mod file;

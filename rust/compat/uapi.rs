@@ -94,6 +94,10 @@ pub(crate) const CTL_REMOVE: u32 = bindings::KEVENT_CTL_REMOVE;
 pub(crate) const CTL_MODIFY: u32 = bindings::KEVENT_CTL_MODIFY;
 /// Mark registrations ready.
 pub(crate) const CTL_READY: u32 = bindings::KEVENT_CTL_READY;
+/// Hold the file AIO requests submitted from now on.
+pub(crate) const CTL_PLUG: u32 = bindings::KEVENT_CTL_PLUG;
+/// Start the held file AIO requests, as one batch.
+pub(crate) const CTL_UNPLUG: u32 = bindings::KEVENT_CTL_UNPLUG;
 
 /// Limits.
 pub(crate) const MAX_RING_SIZE: u32 = bindings::KEVENT_MAX_RING_SIZE;

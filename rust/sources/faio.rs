@@ -20,8 +20,13 @@
 //!    theirs, and leaves the buffer pinned until the event is delivered (unpinning dirties the
 //!    pages of a read, which may sleep). Only a transfer that must continue goes to a worker.
 //!
-//! A request's `state` says who may act on it: `PENDING` (waiting for a worker: `REMOVE`
-//! cancels it with `-ECANCELED`), `RUNNING` (the file system has the buffer), `DONE` (its event
+//! A queue can hold its requests instead of starting them one by one ([`Plug`]): between
+//! `KEVENT_CTL_PLUG` and `KEVENT_CTL_UNPLUG` they are created but not started, and `UNPLUG`
+//! starts them together under one block plug, so that the device hears of the whole batch at
+//! once.
+//!
+//! A request's `state` says who may act on it: `PENDING` (held, or waiting for a worker:
+//! `REMOVE` cancels it with `-ECANCELED`), `RUNNING` (the file system has the buffer), `DONE` (its event
 //! is posted, or it was cancelled). The buffer is unpinned once: by whoever finishes the request
 //! in process context, else by its disarm (after its event is delivered, or when its queue goes
 //! away while no I/O holds it), else by a worker that frees the request. Each request holds a
@@ -31,6 +36,7 @@
 use super::{naio, Cancel, Source};
 use crate::{
     compat::{
+        block,
         cred::Credentials,
         errno,
         file::{FileRef, OwnedFile},
@@ -38,18 +44,19 @@ use crate::{
         module_ref::ModuleRef,
         pinned::PinnedPages,
         uapi::{self, Ukevent},
+        user_gfp,
         workqueue::ModuleWorkqueue,
     },
     ctl::Outcome,
     queue::{Queue, Registrations},
     registration::Registration,
 };
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use kernel::{
     error::code::*,
-    new_work,
+    new_mutex, new_work,
     prelude::*,
-    sync::{Arc, ArcBorrow},
+    sync::{Arc, ArcBorrow, Mutex},
     uaccess::UserPtr,
     workqueue::{HasWork, Work, WorkItem},
 };
@@ -82,6 +89,8 @@ pub(crate) struct FileAio {
     len: usize,
     /// `PENDING`, `RUNNING` or `DONE`.
     state: AtomicU8,
+    /// The file honours `IOCB_NOWAIT`: the request is first tried without blocking.
+    nowait: bool,
     /// Bytes done by the finished I/Os (all but the running one).
     done: AtomicUsize,
     /// The submitter's credentials, for the workers.
@@ -284,23 +293,155 @@ pub(crate) fn submit(
     } else {
         PinnedPages::pin_for_write_io(buf, len)?
     };
-    let nowait = file.supports_nowait();
     let watch = try_pin_init!(FileAio {
         io <- FileIo::new(OwnedFile::new(&file), pages, write),
         pos,
         len,
-        state: AtomicU8::new(RUNNING),
+        state: AtomicU8::new(PENDING),
+        nowait: file.supports_nowait(),
         done: AtomicUsize::new(0),
         creds: Credentials::current(),
         _module: ModuleRef::new(&crate::THIS_MODULE),
         work <- new_work!("FileAio::work"),
     }? Error);
     let (id, reg) = naio::submit(queue, uapi::TYPE_AIO, uapi::AIO_DONE, watch, |_| Ok(()))?;
-    if nowait {
-        run(&reg, true);
-    } else {
-        reg.watch.state.store(PENDING, Ordering::Release);
-        WORKERS.enqueue(reg);
+    if let Some(reg) = queue.aio_plug.hold(reg) {
+        start(reg, false);
     }
     Ok(id)
+}
+
+/// Starts a `PENDING` request: at once and without blocking if its file allows it, else on a
+/// worker. `as_submitter`: the caller is not necessarily the submitter, so the attempt runs
+/// with the submitter's credentials. Returns false if the request was cancelled meanwhile.
+fn start(reg: Arc<FaioReg>, as_submitter: bool) -> bool {
+    let w = &reg.watch;
+    if !w.nowait {
+        // It stays `PENDING` (cancellable) until a worker claims it.
+        let pending = w.state.load(Ordering::Acquire) == PENDING;
+        if pending {
+            WORKERS.enqueue(reg);
+        }
+        return pending;
+    }
+    if !w.claim(PENDING, RUNNING) {
+        return false;
+    }
+    if as_submitter {
+        w.creds.run_as(|| run(&reg, true));
+    } else {
+        run(&reg, true);
+    }
+    true
+}
+
+/// The file AIO requests that a queue holds between `KEVENT_CTL_PLUG` and `KEVENT_CTL_UNPLUG`.
+///
+/// While the queue is plugged, `aio_read` and `aio_write` create their requests (buffer
+/// pinned, id returned, cancellable by `REMOVE`) but do not start them. `UNPLUG` starts them
+/// in submission order under one block plug ([`block::plugged`]), so that the device is
+/// notified once for the batch, as it is for an `io_submit` of many iocbs or an
+/// `io_uring_enter` that submits many entries. The wait calls unplug first
+/// ([`Plug::unplug_before_wait`]): a queue never waits for requests it holds itself.
+///
+/// Lock order: `held` is a leaf (see the crate documentation); requests are taken off it before
+/// they are started.
+#[pin_data]
+pub(crate) struct Plug {
+    /// Whether requests are held. Written under `held`; read without it by the wait calls.
+    plugged: AtomicBool,
+    #[pin]
+    held: Mutex<Held>,
+}
+
+/// What [`Plug::held`] protects.
+struct Held {
+    /// The held requests, in submission order; `PENDING` unless cancelled since.
+    list: KVec<Arc<FaioReg>>,
+    /// The queue was released: nothing is held any more.
+    closed: bool,
+}
+
+impl Plug {
+    /// An unplugged, empty plug.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            plugged: AtomicBool::new(false),
+            held <- new_mutex!(
+                Held {
+                    list: KVec::new(),
+                    closed: false,
+                },
+                "Plug::held"
+            ),
+        })
+    }
+
+    /// `KEVENT_CTL_PLUG`: holds the requests submitted from now on. Plugging a plugged queue
+    /// changes nothing.
+    pub(crate) fn plug(&self) -> Result {
+        let held = self.held.lock();
+        if held.closed {
+            return Err(EBADF);
+        }
+        self.plugged.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `KEVENT_CTL_UNPLUG`: stops holding requests and starts the held ones, together. Returns
+    /// how many were started (not those cancelled while held).
+    pub(crate) fn unplug(&self) -> usize {
+        let list = {
+            let mut held = self.held.lock();
+            self.plugged.store(false, Ordering::Relaxed);
+            core::mem::take(&mut held.list)
+        };
+        if list.is_empty() {
+            return 0;
+        }
+        block::plugged(|| {
+            list.into_iter()
+                .map(|reg| start(reg, true))
+                .filter(|&started| started)
+                .count()
+        })
+    }
+
+    /// Unplugs a plugged queue before a wait call looks for events.
+    pub(crate) fn unplug_before_wait(&self) {
+        if self.plugged.load(Ordering::Relaxed) {
+            self.unplug();
+        }
+    }
+
+    /// Holds the new request `reg` if the queue is plugged; otherwise gives it back, to be
+    /// started at once. `None` if the queue was released meanwhile (which disarmed `reg`).
+    fn hold(&self, reg: Arc<FaioReg>) -> Option<Arc<FaioReg>> {
+        if !self.plugged.load(Ordering::Relaxed) {
+            return Some(reg);
+        }
+        let mut held = self.held.lock();
+        if held.closed {
+            return None;
+        }
+        // Without room to hold it, the request is simply not held.
+        if !self.plugged.load(Ordering::Relaxed) || held.list.reserve(1, user_gfp()).is_err() {
+            return Some(reg);
+        }
+        // Cannot fail: room was reserved just above.
+        held.list.push(reg, user_gfp()).ok()?;
+        None
+    }
+
+    /// The queue is released: stops holding for good and drops the held requests, which the
+    /// release disarmed (a held request keeps its queue alive).
+    pub(crate) fn close(&self) {
+        let list = {
+            let mut held = self.held.lock();
+            held.closed = true;
+            self.plugged.store(false, Ordering::Relaxed);
+            core::mem::take(&mut held.list)
+        };
+        drop(list);
+    }
 }

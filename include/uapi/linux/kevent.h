@@ -84,6 +84,8 @@
 #define KEVENT_CTL_REMOVE	1
 #define KEVENT_CTL_MODIFY	2
 #define KEVENT_CTL_READY	3
+#define KEVENT_CTL_PLUG		4	/* new: hold file AIO requests until UNPLUG */
+#define KEVENT_CTL_UNPLUG	5	/* new: start the held requests as one batch */
 
 /* struct kevent_wait_arg::flags. */
 #define KEVENT_WAIT_TIMEOUT	0x1	/* timeout is valid */
