@@ -16,10 +16,10 @@ use kernel::bindings;
 /// requests are then issued when that one finishes.
 pub(crate) fn plugged<R>(f: impl FnOnce() -> R) -> R {
     let mut plug = MaybeUninit::<bindings::blk_plug>::uninit();
-    // SAFETY: `blk_start_plug` initialises the plug and, unless the task has one already,
-    // links it to the current task. The plug stays at this address, unmoved, until
-    // `blk_finish_plug` below unlinks it: `f` cannot unwind past this frame (the kernel is built
-    // with `panic=abort`), so that call is reached on every path.
+    // The plug stays at this address, unmoved, until `blk_finish_plug` below unlinks it: `f`
+    // cannot unwind past this frame (the kernel is built with `panic=abort`).
+    // SAFETY: `blk_start_plug` initialises the plug and links it to the current task unless the
+    // task has one already; it is unlinked below before this frame ends, on every path.
     unsafe { bindings::blk_start_plug(plug.as_mut_ptr()) };
     let result = f();
     // SAFETY: The plug was initialised by `blk_start_plug` above on this task, and has not
