@@ -16,7 +16,8 @@
  * no page left pinned); misaligned O_DIRECT; cancellation with
  * KEVENT_CTL_REMOVE; closing the queue and exiting with requests in flight
  * (pins balanced in /proc/vmstat); batches held by KEVENT_CTL_PLUG (nothing
- * runs before the unplug or a wait; cancelled and closed while held).
+ * runs before the unplug or a wait; cancelled and closed while held; one
+ * unplug reaches the disk as one merged batch).
  */
 #include <limits.h>
 #include <poll.h>
@@ -587,6 +588,49 @@ TEST_F(f, queue_closed_while_plugged)
 	}
 	munmap(buf, 64 * ALIGN);
 	munmap(check, ALIGN);
+}
+
+/* Reads completed and read merges of the scratch disk (/sys/block/vda/stat); false if absent. */
+static bool disk_reads(long *ios, long *merges)
+{
+	FILE *f = fopen("/sys/block/vda/stat", "r");
+	bool ok = f && fscanf(f, "%ld %ld", ios, merges) == 2;
+
+	if (f)
+		fclose(f);
+	return ok;
+}
+
+/*
+ * What the plug is for: the held requests reach the device as one batch. 32
+ * adjacent O_DIRECT reads started by one UNPLUG are merged by the block
+ * layer's plug into a few device requests (started one by one, each would
+ * be its own request).
+ */
+TEST_F(f, unplug_reaches_the_disk_as_one_batch)
+{
+	const int n = 32;
+	unsigned char *buf = abuf((size_t)n * ALIGN);
+	long ids[32], res[32], ios0, merges0, ios1, merges1;
+
+	if (!variant->ext4 || !variant->direct)
+		SKIP(return, "only O_DIRECT on the virtio disk reaches a device queue");
+	if (!disk_reads(&ios0, &merges0))
+		SKIP(return, "no /sys/block/vda/stat");
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, plug_ctl(self->q, KEVENT_CTL_PLUG));
+	READ_COVERING(buf, ALIGN, n, ids);
+	ASSERT_TRUE(disk_reads(&ios0, &merges0));
+	ASSERT_EQ(n, plug_ctl(self->q, KEVENT_CTL_UNPLUG));
+	await_all(_metadata, self->q, ids, res, n);
+	ASSERT_TRUE(disk_reads(&ios1, &merges1));
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(ALIGN, res[i]);
+	EXPECT_EQ((size_t)n * ALIGN, fpat_mismatch(buf, 0, (size_t)n * ALIGN));
+	TH_LOG("%ld device reads, %ld merges for %d requests", ios1 - ios0, merges1 - merges0, n);
+	EXPECT_GE(8, ios1 - ios0) TH_LOG("the batch reached the disk request by request");
+	EXPECT_LE(n - 8, merges1 - merges0);
+	munmap(buf, (size_t)n * ALIGN);
 }
 
 /* PLUG and UNPLUG take no entries. */
