@@ -25,9 +25,10 @@ use kernel::{
     c_str,
     error::code::*,
     init::InPlaceInit,
+    list::ListArc,
     new_mutex,
     prelude::*,
-    rbtree::RBTree,
+    rbtree::{Entry, RBTree},
     static_lock_class,
     sync::{Arc, Mutex},
 };
@@ -163,14 +164,16 @@ impl Queue {
 
     /// Removes delivered `ONESHOT` registrations from the tree. Called with the tree locked.
     pub(crate) fn reap(&self, regs: &mut Registrations) {
-        loop {
-            let Some(reg) = self.ready.lock().take_reaped() else {
-                return;
-            };
-            let same = regs.tree.get(&reg.key).is_some_and(|cur| cur.is(&reg));
-            if same {
-                regs.tree.remove(&reg.key);
-                self.user.uncharge(1);
+        // All of them in one hold of the ready lock; those delivered meanwhile wait for the next
+        // reap.
+        let mut reaped = self.ready.lock().take_reaped();
+        while let Some(reg) = reaped.pop_front().map(ListArc::into_arc) {
+            // The key may have been taken over by a newer registration, which stays.
+            if let Entry::Occupied(cur) = regs.tree.entry(reg.key) {
+                if cur.get().is(&reg) {
+                    drop(cur.remove());
+                    self.user.uncharge(1);
+                }
             }
             reg.disarm();
         }

@@ -463,9 +463,11 @@ impl Ready {
         !self.reap.is_empty()
     }
 
-    /// Takes a delivered `ONESHOT` registration to remove from the tree.
-    pub(crate) fn take_reaped(&mut self) -> Option<Arc<Registration>> {
-        self.reap.pop_front().map(ListArc::into_arc)
+    /// Takes every delivered `ONESHOT` registration waiting to be removed from the tree. Nothing
+    /// else takes a registration off that list (it is detached: [`Ready::detach`] leaves it
+    /// alone), so the caller may empty the returned list without the lock.
+    pub(crate) fn take_reaped(&mut self) -> List<Registration> {
+        core::mem::take(&mut self.reap)
     }
 
     /// Moves up to `max` ready events into free ring slots. Returns how many moved.

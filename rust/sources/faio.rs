@@ -354,6 +354,9 @@ pub(crate) struct Plug {
     held: Mutex<Held>,
 }
 
+/// The room a plug's list of held requests starts with.
+const HELD_BATCH: usize = 32;
+
 /// What [`Plug::held`] protects.
 struct Held {
     /// The held requests, in submission order; `PENDING` unless cancelled since.
@@ -424,8 +427,10 @@ impl Plug {
         if held.closed {
             return None;
         }
-        // Without room to hold it, the request is simply not held.
-        if !self.plugged.load(Ordering::Relaxed) || held.list.reserve(1, user_gfp()).is_err() {
+        // Room for a typical batch at once rather than doubling from one. Without room to hold
+        // it, the request is simply not held.
+        let room = if held.list.is_empty() { HELD_BATCH } else { 1 };
+        if !self.plugged.load(Ordering::Relaxed) || held.list.reserve(room, user_gfp()).is_err() {
             return Some(reg);
         }
         // Cannot fail: room was reserved just above.
