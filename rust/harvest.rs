@@ -102,8 +102,9 @@ fn remove_reaped(queue: &Queue) {
     queue.reap(&mut regs);
 }
 
-/// `kevent_get_events()`: ends a file AIO plug ([`Plug`](crate::sources::faio::Plug)), waits until `min_nr` events are ready (or the wait ends), then copies
-/// up to `max_nr` of them to `buf`. Returns the number copied.
+/// `kevent_get_events()`: ends a file AIO plug ([`Plug`](crate::sources::faio::Plug)), waits
+/// until `min_nr` events are ready (or the wait ends), then copies up to `max_nr` of them to
+/// `buf`. Returns the number copied.
 ///
 /// File events are confirmed with `->poll` before they are copied (a wake-up only says that the
 /// file may be ready); those no longer ready are dropped, and if nothing is left the call waits
@@ -340,10 +341,10 @@ impl Batch {
     }
 }
 
-/// `kevent_wait()`: ends a file AIO plug, re-checks the level-triggered entries consumed ([`recheck_level`]), moves
-/// up to `num` (0: any number of) ready events into the ring and sleeps
-/// while the ring holds nothing unconsumed and the consumer index still is `old_uidx`. Returns
-/// the number of unconsumed entries in the ring.
+/// `kevent_wait()`: ends a file AIO plug, re-checks the level-triggered entries consumed
+/// ([`recheck_level`]), moves up to `num` (0: any number of) ready events into the ring and
+/// sleeps while the ring holds nothing unconsumed and the consumer index still is `old_uidx`.
+/// Returns the number of unconsumed entries in the ring.
 pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> Result<i32> {
     let max = if num == 0 { usize::MAX } else { num as usize };
     queue.aio_plug.unplug_before_wait();

@@ -26,12 +26,12 @@
 //! once.
 //!
 //! A request's `state` says who may act on it: `PENDING` (held, or waiting for a worker:
-//! `REMOVE` cancels it with `-ECANCELED`), `RUNNING` (the file system has the buffer), `DONE` (its event
-//! is posted, or it was cancelled). The buffer is unpinned once: by whoever finishes the request
-//! in process context, else by its disarm (after its event is delivered, or when its queue goes
-//! away while no I/O holds it), else by a worker that frees the request. Each request holds a
-//! module reference, given back when it is freed, never in interrupt context: a queued I/O runs
-//! the module's completion after every system call has returned.
+//! `REMOVE` cancels it with `-ECANCELED`), `RUNNING` (the file system has the buffer), `DONE`
+//! (its event is posted, or it was cancelled). The buffer is unpinned once: by whoever finishes
+//! the request in process context, else by its disarm (after its event is delivered, or when its
+//! queue goes away while no I/O holds it), else by a worker that frees the request. Each request
+//! holds a module reference, given back when it is freed, never in interrupt context: a queued
+//! I/O runs the module's completion after every system call has returned.
 
 use super::{naio, Cancel, Source};
 use crate::{
