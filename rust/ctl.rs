@@ -14,7 +14,7 @@ use crate::{
         uapi::{self, Ukevent},
         user_gfp,
     },
-    queue::{Queue, Registrations},
+    queue::{Queue, RegNode, Registrations},
     registration::{Key, Registration, Report},
     sources::{self, Cancel, Source},
 };
@@ -22,7 +22,6 @@ use kernel::{
     error::code::*,
     init::PinInit,
     prelude::*,
-    rbtree::RBTreeNode,
     sync::Arc,
     uaccess::{UserPtr, UserSlice},
 };
@@ -183,9 +182,34 @@ pub(crate) fn register<S: Source>(
     if let Some(outcome) = admit(queue, regs, req)? {
         return Ok(outcome);
     }
+    create(queue, regs, req, watch, arm)
+}
+
+/// [`register`] for an AIO request, whose key holds a request id just handed out
+/// ([`naio::submit`](crate::sources::naio)): no registration can have it, and the AIO types
+/// cannot be added by `KEVENT_CTL_ADD`, so the tree is not searched for it.
+pub(crate) fn register_request<S: Source>(
+    queue: &Arc<Queue>,
+    regs: &mut Registrations,
+    req: &Ukevent,
+    watch: impl PinInit<S, Error>,
+    arm: impl FnOnce(&Arc<Registration<S>>) -> Result<Option<Report>>,
+) -> Result<Outcome> {
+    queue.user.charge(1)?;
+    create(queue, regs, req, watch, arm)
+}
+
+/// The rest of [`register`], once the user has been charged for the registration.
+fn create<S: Source>(
+    queue: &Arc<Queue>,
+    regs: &mut Registrations,
+    req: &Ukevent,
+    watch: impl PinInit<S, Error>,
+    arm: impl FnOnce(&Arc<Registration<S>>) -> Result<Option<Report>>,
+) -> Result<Outcome> {
     let reg = Registration::new(queue, req, watch).inspect_err(|_| queue.user.uncharge(1))?;
     // Everything that can fail is done before the registration is armed and may be notified.
-    let node = new_node(queue, reg.clone())?;
+    let node = new_node(queue, regs, reg.clone())?;
     let initial = arm(&reg).inspect_err(|_| discard(queue, &*reg))?;
     insert(queue, regs, req, reg, node, initial)
 }
@@ -206,15 +230,12 @@ fn admit(queue: &Queue, regs: &Registrations, req: &Ukevent) -> Result<Option<Ou
     Ok(None)
 }
 
-/// The tree node of a new registration, allocated before it is armed; discards it on failure.
-fn new_node(queue: &Queue, reg: Arc<Registration>) -> Result<RegNode> {
+/// The tree node of a new registration, made before it is armed; discards it on failure.
+fn new_node(queue: &Queue, regs: &mut Registrations, reg: Arc<Registration>) -> Result<RegNode> {
     let key = reg.key;
     let undo = reg.clone();
-    RBTreeNode::new(key, reg, user_gfp()).inspect_err(|_| discard(queue, &undo))
+    regs.node(key, reg).inspect_err(|_| discard(queue, &undo))
 }
-
-/// A registration's node in its queue's tree.
-type RegNode = RBTreeNode<Key, Arc<Registration>>;
 
 /// Completes an ADD of armed registration `reg` (whose tree node is `node`) whose readiness at
 /// once is `initial`: reports it

@@ -28,17 +28,73 @@ use kernel::{
     list::ListArc,
     new_mutex,
     prelude::*,
-    rbtree::{Entry, RBTree},
+    rbtree::{Entry, RBTree, RBTreeNode, RBTreeNodeReservation},
     static_lock_class,
     sync::{Arc, Mutex},
 };
 
+/// A registration's node in its queue's tree.
+pub(crate) type RegNode = RBTreeNode<Key, Arc<Registration>>;
+
+/// The allocation of a tree node, kept for reuse.
+type SpareNode = RBTreeNodeReservation<Key, Arc<Registration>>;
+
+/// How many tree nodes of reaped registrations a queue keeps for reuse: enough for a batch of
+/// requests in flight, so that a new AIO request or a re-added `ONESHOT` registration finds its
+/// node allocated.
+const SPARE_NODES: usize = 64;
+
 /// The registrations of a queue, by key.
+///
+/// # Invariants
+///
+/// `spare[..nr_spare]` are `Some`, the rest `None`.
 pub(crate) struct Registrations {
     /// Live registrations (and delivered `ONESHOT` ones until they are reaped).
     pub(crate) tree: RBTree<Key, Arc<Registration>>,
     /// The queue was released: nothing can be added.
     pub(crate) dead: bool,
+    /// The nodes of reaped registrations, for [`Registrations::node`].
+    spare: [Option<SpareNode>; SPARE_NODES],
+    nr_spare: usize,
+}
+
+impl Registrations {
+    fn new() -> Self {
+        Self {
+            tree: RBTree::new(),
+            dead: false,
+            spare: core::array::from_fn(|_| None),
+            nr_spare: 0,
+        }
+    }
+
+    /// A tree node holding `reg` under `key`: a spare one if there is one, else a new one.
+    pub(crate) fn node(&mut self, key: Key, reg: Arc<Registration>) -> Result<RegNode> {
+        let spare = match self.nr_spare.checked_sub(1) {
+            Some(last) => {
+                // INVARIANT: The last `Some` is taken and the count lowered with it.
+                self.nr_spare = last;
+                self.spare[last].take()
+            }
+            None => None,
+        };
+        let spare = match spare {
+            Some(spare) => spare,
+            None => SpareNode::new(user_gfp())?,
+        };
+        Ok(spare.into_node(key, reg))
+    }
+
+    /// Drops the key and registration of `node`, which is out of the tree, and keeps its
+    /// allocation for [`Registrations::node`] if there is room.
+    fn recycle(&mut self, node: RegNode) {
+        if let Some(slot) = self.spare.get_mut(self.nr_spare) {
+            // INVARIANT: The first `None` becomes `Some` and the count grows with it.
+            *slot = Some(node.into_reservation());
+            self.nr_spare += 1;
+        }
+    }
 }
 
 /// One kevent queue.
@@ -82,7 +138,7 @@ impl Queue {
         Arc::pin_init(
             pin_init!(Self {
                 registrations <- new_mutex!(
-                    Registrations { tree: RBTree::new(), dead: false },
+                    Registrations::new(),
                     "Queue::registrations"
                 ),
                 ready <- new_spinlock_irq!(Ready::new(ring), "Queue::ready"),
@@ -171,7 +227,8 @@ impl Queue {
             // The key may have been taken over by a newer registration, which stays.
             if let Entry::Occupied(cur) = regs.tree.entry(reg.key) {
                 if cur.get().is(&reg) {
-                    drop(cur.remove());
+                    let node = cur.remove_node();
+                    regs.recycle(node);
                     self.user.uncharge(1);
                 }
             }

@@ -16,21 +16,96 @@ use kernel::{bindings, error::code::*, prelude::*, uaccess::UserPtr};
 /// Bytes in a page.
 const PAGE_SIZE: usize = bindings::PAGE_SIZE;
 
+/// Buffers of at most this many pages keep their page and segment arrays inline, with no
+/// allocation: a page-aligned 4 KiB read is the common request. One page, because a
+/// [`PinnedPages`] is moved a few times before it reaches its request and every inline page
+/// makes each move copy more: with room for four, the copies cost what the two allocations saved
+/// (`fileio` at depth 128).
+const INLINE_PAGES: usize = 1;
+
+/// An array of at most [`INLINE_PAGES`] items kept inline, or a longer one on the heap.
+///
+/// # Invariants
+///
+/// For `Inline`, `len <= INLINE_PAGES` and the first `len` items are the array's.
+enum PageArray<T: Copy> {
+    Inline { items: [T; INLINE_PAGES], len: usize },
+    Heap(KVec<T>),
+}
+
+impl<T: Copy> PageArray<T> {
+    /// An empty array with room for `n` items; `blank` fills the unused inline slots.
+    fn with_capacity(n: usize, blank: T) -> Result<Self> {
+        Ok(if n <= INLINE_PAGES {
+            Self::Inline {
+                items: [blank; INLINE_PAGES],
+                len: 0,
+            }
+        } else {
+            Self::Heap(KVec::with_capacity(n, user_gfp())?)
+        })
+    }
+
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Self::Inline { items, len } => &items[..*len],
+            Self::Heap(v) => v,
+        }
+    }
+
+    /// The start of the array's room, for C code to fill.
+    fn as_mut_ptr(&mut self) -> *mut T {
+        match self {
+            Self::Inline { items, .. } => items.as_mut_ptr(),
+            Self::Heap(v) => v.as_mut_ptr(),
+        }
+    }
+
+    /// Sets the length to `n`.
+    ///
+    /// # Safety
+    ///
+    /// `n` is at most the capacity and the first `n` items are initialised.
+    unsafe fn set_len(&mut self, n: usize) {
+        match self {
+            // INVARIANT: `n` is within the room (the capacity of an inline array).
+            Self::Inline { len, .. } => *len = n.min(INLINE_PAGES),
+            // SAFETY: As guaranteed by the caller.
+            Self::Heap(v) => unsafe { v.set_len(n) },
+        }
+    }
+
+    /// Appends `item`; `ENOMEM` if there is no room.
+    fn push(&mut self, item: T) -> Result {
+        match self {
+            Self::Inline { items, len } => {
+                let slot = items.get_mut(*len).ok_or(ENOMEM)?;
+                *slot = item;
+                *len += 1;
+                Ok(())
+            }
+            Self::Heap(v) => Ok(v.push(item, user_gfp())?),
+        }
+    }
+}
+
 /// A user buffer whose pages are pinned.
 ///
 /// # Invariants
 ///
 /// `pages` holds the pinned pages of `len` bytes starting `first_offset` bytes into the first
 /// page (each pin taken by `pin_user_pages_fast`, released once); `account` holds what
-/// `mm_account_pinned_pages` charged for them.
+/// `mm_account_pinned_pages` charged for them. The arrays of a buffer of at most
+/// [`INLINE_PAGES`] pages are inside the value: whoever lends [`PinnedPages::segments`] to an
+/// I/O keeps the value in place until the I/O ends.
 pub(crate) struct PinnedPages {
-    pages: KVec<*mut bindings::page>,
+    pages: PageArray<*mut bindings::page>,
     first_offset: usize,
     len: usize,
     writable: bool,
     account: bindings::ubuf_info_msgzc_mmpin,
     /// For pages pinned to be sent: one segment per page, covering exactly the buffer.
-    segments: KVec<bindings::bio_vec>,
+    segments: PageArray<bindings::bio_vec>,
 }
 
 // SAFETY: Pinned pages may be used and released from any thread; the account holds a reference
@@ -68,18 +143,16 @@ impl PinnedPages {
 
     /// Describes the pinned buffer as one segment per page.
     fn build_segments(&mut self) -> Result {
-        let mut segments = KVec::with_capacity(self.pages.len(), user_gfp())?;
+        let pages = self.pages.as_slice();
+        let mut segments = PageArray::with_capacity(pages.len(), bindings::bio_vec::default())?;
         let (mut offset, mut left) = (self.first_offset, self.len);
-        for &page in self.pages.iter() {
+        for &page in pages {
             let n = left.min(PAGE_SIZE - offset);
-            segments.push(
-                bindings::bio_vec {
-                    bv_page: page,
-                    bv_len: n as u32,
-                    bv_offset: offset as u32,
-                },
-                user_gfp(),
-            )?;
+            segments.push(bindings::bio_vec {
+                bv_page: page,
+                bv_len: n as u32,
+                bv_offset: offset as u32,
+            })?;
             left -= n;
             offset = 0;
         }
@@ -90,7 +163,7 @@ impl PinnedPages {
     /// The segments of a buffer pinned with [`PinnedPages::pin_for_read`] or
     /// [`PinnedPages::pin_for_write_io`], and its length.
     pub(super) fn segments(&self) -> (&[bindings::bio_vec], usize) {
-        (&self.segments, self.len)
+        (self.segments.as_slice(), self.len)
     }
 
     fn pin(addr: UserPtr, len: usize, writable: bool, charge: bool) -> Result<Self> {
@@ -101,7 +174,7 @@ impl PinnedPages {
         let first = addr & !(PAGE_SIZE - 1);
         let nr = (end - first).div_ceil(PAGE_SIZE);
         let nr_c = i32::try_from(nr).map_err(|_| EINVAL)?;
-        let mut pages = KVec::with_capacity(nr, user_gfp())?;
+        let mut pages = PageArray::with_capacity(nr, core::ptr::null_mut())?;
         // SAFETY: All-zero is an empty account (no user, no pages).
         let mut account: bindings::ubuf_info_msgzc_mmpin = unsafe { core::mem::zeroed() };
         if charge {
@@ -129,7 +202,10 @@ impl PinnedPages {
             len,
             writable,
             account,
-            segments: KVec::new(),
+            segments: PageArray::Inline {
+                items: [bindings::bio_vec::default(); INLINE_PAGES],
+                len: 0,
+            },
         };
         if got != nr {
             return Err(EFAULT);
@@ -151,7 +227,7 @@ impl PinnedPages {
         }
         let (mut at, mut offset, mut left) = (at + self.first_offset, offset, len);
         while left > 0 {
-            let page = *self.pages.get(at / PAGE_SIZE).ok_or(EINVAL)?;
+            let page = *self.pages.as_slice().get(at / PAGE_SIZE).ok_or(EINVAL)?;
             let in_page = at % PAGE_SIZE;
             let n = left.min(PAGE_SIZE - in_page);
             // SAFETY: `page` is pinned (type invariant), so mapping it is valid in any context;
@@ -186,7 +262,7 @@ impl PinnedPages {
         unsafe {
             bindings::unpin_user_pages_dirty_lock(
                 self.pages.as_mut_ptr(),
-                self.pages.len() as _,
+                self.pages.as_slice().len() as _,
                 self.writable,
             )
         };
@@ -197,11 +273,12 @@ impl PinnedPages {
 
 impl Drop for PinnedPages {
     fn drop(&mut self) {
-        if !self.pages.is_empty() {
+        let nr = self.pages.as_slice().len();
+        if nr > 0 {
             // Not released (an error path, or a teardown that cannot sleep): unpin without
             // dirtying, which never sleeps.
             // SAFETY: As in `release`.
-            unsafe { bindings::unpin_user_pages(self.pages.as_mut_ptr(), self.pages.len() as _) };
+            unsafe { bindings::unpin_user_pages(self.pages.as_mut_ptr(), nr as _) };
         }
         // SAFETY: `account` holds exactly what `mm_account_pinned_pages` charged (type
         // invariant), returned once.
