@@ -29,7 +29,10 @@ const INLINE_PAGES: usize = 1;
 ///
 /// For `Inline`, `len <= INLINE_PAGES` and the first `len` items are the array's.
 enum PageArray<T: Copy> {
-    Inline { items: [T; INLINE_PAGES], len: usize },
+    Inline {
+        items: [T; INLINE_PAGES],
+        len: usize,
+    },
     Heap(KVec<T>),
 }
 
