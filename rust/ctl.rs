@@ -182,31 +182,6 @@ pub(crate) fn register<S: Source>(
     if let Some(outcome) = admit(queue, regs, req)? {
         return Ok(outcome);
     }
-    create(queue, regs, req, watch, arm)
-}
-
-/// [`register`] for an AIO request, whose key holds a request id just handed out
-/// ([`naio::submit`](crate::sources::naio)): no registration can have it, and the AIO types
-/// cannot be added by `KEVENT_CTL_ADD`, so the tree is not searched for it.
-pub(crate) fn register_request<S: Source>(
-    queue: &Arc<Queue>,
-    regs: &mut Registrations,
-    req: &Ukevent,
-    watch: impl PinInit<S, Error>,
-    arm: impl FnOnce(&Arc<Registration<S>>) -> Result<Option<Report>>,
-) -> Result<Outcome> {
-    queue.user.charge(1)?;
-    create(queue, regs, req, watch, arm)
-}
-
-/// The rest of [`register`], once the user has been charged for the registration.
-fn create<S: Source>(
-    queue: &Arc<Queue>,
-    regs: &mut Registrations,
-    req: &Ukevent,
-    watch: impl PinInit<S, Error>,
-    arm: impl FnOnce(&Arc<Registration<S>>) -> Result<Option<Report>>,
-) -> Result<Outcome> {
     let reg = Registration::new(queue, req, watch).inspect_err(|_| queue.user.uncharge(1))?;
     // Everything that can fail is done before the registration is armed and may be notified.
     let node = new_node(queue, regs, reg.clone())?;
@@ -216,8 +191,19 @@ fn create<S: Source>(
 
 /// The checks of an ADD before a registration is created: `EEXIST`, ready at ADD and not to be
 /// kept (`Some(Done)`: nothing is registered), the user's limit (charged on `Ok(None)`).
+///
+/// The key of an AIO request holds an id just handed out ([`naio::submit`]), and the AIO types
+/// cannot be added by `KEVENT_CTL_ADD`: no registration can have it, so the tree is not searched.
+///
+/// [`naio::submit`]: crate::sources::naio
 fn admit(queue: &Queue, regs: &Registrations, req: &Ukevent) -> Result<Option<Outcome>> {
-    if let Some(existing) = regs.tree.get(&Key::of(req)) {
+    let request = matches!(req.type_, uapi::TYPE_AIO | uapi::TYPE_NAIO);
+    let existing = if request {
+        None
+    } else {
+        regs.tree.get(&Key::of(req))
+    };
+    if let Some(existing) = existing {
         if !existing.state.access(&queue.ready.lock()).detached {
             return Err(EEXIST);
         }

@@ -209,7 +209,7 @@ pub(super) fn submit<S: Source>(
         return Err(EBADF);
     }
     let mut made = None;
-    ctl::register_request::<S>(queue, &mut regs, &req, watch, |reg| {
+    ctl::register::<S>(queue, &mut regs, &req, watch, |reg| {
         arm(reg)?;
         made = Some(reg.clone());
         Ok(None)
