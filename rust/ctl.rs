@@ -179,7 +179,7 @@ pub(crate) fn register<S: Source>(
     watch: impl PinInit<S, Error>,
     arm: impl FnOnce(&Arc<Registration<S>>) -> Result<Option<Report>>,
 ) -> Result<Outcome> {
-    if let Some(outcome) = admit(queue, regs, req)? {
+    if let Some(outcome) = admit(queue, regs, req, !S::REQUEST_KEYS)? {
         return Ok(outcome);
     }
     let reg = Registration::new(queue, req, watch).inspect_err(|_| queue.user.uncharge(1))?;
@@ -191,17 +191,17 @@ pub(crate) fn register<S: Source>(
 
 /// The checks of an ADD before a registration is created: `EEXIST`, ready at ADD and not to be
 /// kept (`Some(Done)`: nothing is registered), the user's limit (charged on `Ok(None)`).
-///
-/// The key of an AIO request holds an id just handed out ([`naio::submit`]), and the AIO types
-/// cannot be added by `KEVENT_CTL_ADD`: no registration can have it, so the tree is not searched.
-///
-/// [`naio::submit`]: crate::sources::naio
-fn admit(queue: &Queue, regs: &Registrations, req: &Ukevent) -> Result<Option<Outcome>> {
-    let request = matches!(req.type_, uapi::TYPE_AIO | uapi::TYPE_NAIO);
-    let existing = if request {
-        None
-    } else {
+/// `search`: whether the key may be taken already (not for [`Source::REQUEST_KEYS`]).
+fn admit(
+    queue: &Queue,
+    regs: &Registrations,
+    req: &Ukevent,
+    search: bool,
+) -> Result<Option<Outcome>> {
+    let existing = if search {
         regs.tree.get(&Key::of(req))
+    } else {
+        None
     };
     if let Some(existing) = existing {
         if !existing.state.access(&queue.ready.lock()).detached {

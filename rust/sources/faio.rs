@@ -160,6 +160,8 @@ impl FileAio {
 }
 
 impl Source for FileAio {
+    const REQUEST_KEYS: bool = true;
+
     fn add(_queue: &Arc<Queue>, _regs: &mut Registrations, _req: &Ukevent) -> Result<Outcome> {
         // Created by the AIO calls only.
         Err(EINVAL)

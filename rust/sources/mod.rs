@@ -48,6 +48,11 @@ pub(crate) trait Source: Send + Sync + Sized + 'static {
     /// level-triggered, queued again after delivery to be confirmed by the next harvest.
     const CONFIRMED: bool = false;
 
+    /// Whether its keys hold request ids that the module hands out (the AIO calls, which
+    /// `KEVENT_CTL_ADD` cannot create): no registration can have one already, so registering
+    /// one does not search the queue's tree for it.
+    const REQUEST_KEYS: bool = false;
+
     /// `KEVENT_CTL_ADD` of one of its types: checks `req` and registers it with
     /// [`register`](crate::ctl::register). Called with the queue's registrations locked.
     fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome>;

@@ -126,6 +126,8 @@ impl NaioWatch {
 }
 
 impl Source for NaioWatch {
+    const REQUEST_KEYS: bool = true;
+
     fn add(_queue: &Arc<Queue>, _regs: &mut Registrations, _req: &Ukevent) -> Result<Outcome> {
         // Created by the AIO calls only.
         Err(EINVAL)

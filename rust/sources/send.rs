@@ -168,6 +168,8 @@ impl ZeroCopyOwner for SendReg {
 }
 
 impl Source for SendWatch {
+    const REQUEST_KEYS: bool = true;
+
     fn add(_queue: &Arc<Queue>, _regs: &mut Registrations, _req: &Ukevent) -> Result<Outcome> {
         // Created by `aio_send` only.
         Err(EINVAL)
