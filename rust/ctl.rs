@@ -273,13 +273,13 @@ fn discard(queue: &Queue, reg: &Registration) {
 
 fn remove(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcome {
     let key = Key::of(req);
-    let Some(reg) = regs.tree.get(&key) else {
+    let Some(reg) = regs.tree.get(&key).cloned() else {
         return Outcome::Failed(ENOENT);
     };
     let was_live = !reg.state.access(&queue.ready.lock()).detached;
     if was_live {
         // A request is cancelled into its one completion rather than removed.
-        match reg.watch.cancel(reg) {
+        match reg.watch.cancel(&reg) {
             Cancel::Remove => {}
             Cancel::Complete(report) => {
                 Registration::fire(reg.as_arc_borrow(), |st| {
@@ -291,9 +291,8 @@ fn remove(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Outcom
             Cancel::Keep => return Outcome::Quiet,
         }
     }
-    let Some(reg) = regs.tree.remove(&key) else {
-        return Outcome::Failed(ENOENT);
-    };
+    // Still there: the registrations stayed locked.
+    regs.remove_if(key, |_| true);
     queue.retire(&reg);
     queue.user.uncharge(1);
     if was_live {

@@ -72,11 +72,8 @@ impl Registrations {
     /// A tree node holding `reg` under `key`: a spare one if there is one, else a new one.
     pub(crate) fn node(&mut self, key: Key, reg: Arc<Registration>) -> Result<RegNode> {
         let spare = match self.nr_spare.checked_sub(1) {
-            Some(last) => {
-                // INVARIANT: The last `Some` is taken and the count lowered with it.
-                self.nr_spare = last;
-                self.spare[last].take()
-            }
+            // INVARIANT: The last `Some` is taken and the count lowered with it.
+            Some(last) => self.spare[last].take().inspect(|_| self.nr_spare = last),
             None => None,
         };
         let spare = match spare {
@@ -86,14 +83,27 @@ impl Registrations {
         Ok(spare.into_node(key, reg))
     }
 
-    /// Drops the key and registration of `node`, which is out of the tree, and keeps its
-    /// allocation for [`Registrations::node`] if there is room.
-    fn recycle(&mut self, node: RegNode) {
+    /// Takes the registration under `key` out of the tree if `which` accepts it, and keeps the
+    /// node's allocation for [`Registrations::node`] if there is room. Returns whether it was
+    /// taken out.
+    pub(crate) fn remove_if(
+        &mut self,
+        key: Key,
+        which: impl FnOnce(&Registration) -> bool,
+    ) -> bool {
+        let Entry::Occupied(cur) = self.tree.entry(key) else {
+            return false;
+        };
+        if !which(cur.get()) {
+            return false;
+        }
+        let node = cur.remove_node();
         if let Some(slot) = self.spare.get_mut(self.nr_spare) {
             // INVARIANT: The first `None` becomes `Some` and the count grows with it.
             *slot = Some(node.into_reservation());
             self.nr_spare += 1;
         }
+        true
     }
 }
 
@@ -202,9 +212,7 @@ impl Queue {
     /// POSIX timer was deleted), from the queue.
     pub(crate) fn forget(&self, reg: &Registration) {
         let mut regs = self.registrations.lock();
-        let same = !regs.dead && regs.tree.get(&reg.key).is_some_and(|cur| cur.is(reg));
-        if same {
-            regs.tree.remove(&reg.key);
+        if !regs.dead && regs.remove_if(reg.key, |cur| cur.is(reg)) {
             self.user.uncharge(1);
         }
         // Still under the lock: a harvester confirming a file event sees it detached.
@@ -225,12 +233,8 @@ impl Queue {
         let mut reaped = self.ready.lock().take_reaped();
         while let Some(reg) = reaped.pop_front().map(ListArc::into_arc) {
             // The key may have been taken over by a newer registration, which stays.
-            if let Entry::Occupied(cur) = regs.tree.entry(reg.key) {
-                if cur.get().is(&reg) {
-                    let node = cur.remove_node();
-                    regs.recycle(node);
-                    self.user.uncharge(1);
-                }
+            if regs.remove_if(reg.key, |cur| cur.is(&reg)) {
+                self.user.uncharge(1);
             }
             reg.disarm();
         }

@@ -37,13 +37,18 @@ enum PageArray<T: Copy> {
 }
 
 impl<T: Copy> PageArray<T> {
+    /// An empty inline array; `blank` fills its unused slots.
+    fn empty(blank: T) -> Self {
+        Self::Inline {
+            items: [blank; INLINE_PAGES],
+            len: 0,
+        }
+    }
+
     /// An empty array with room for `n` items; `blank` fills the unused inline slots.
     fn with_capacity(n: usize, blank: T) -> Result<Self> {
         Ok(if n <= INLINE_PAGES {
-            Self::Inline {
-                items: [blank; INLINE_PAGES],
-                len: 0,
-            }
+            Self::empty(blank)
         } else {
             Self::Heap(KVec::with_capacity(n, user_gfp())?)
         })
@@ -205,10 +210,7 @@ impl PinnedPages {
             len,
             writable,
             account,
-            segments: PageArray::Inline {
-                items: [bindings::bio_vec::default(); INLINE_PAGES],
-                len: 0,
-            },
+            segments: PageArray::empty(bindings::bio_vec::default()),
         };
         if got != nr {
             return Err(EFAULT);
