@@ -179,10 +179,29 @@ pub(crate) fn register<S: Source>(
     watch: impl PinInit<S, Error>,
     arm: impl FnOnce(&Arc<Registration<S>>) -> Result<Option<Report>>,
 ) -> Result<Outcome> {
+    register_made(
+        queue,
+        regs,
+        req,
+        || Registration::new(queue, req, watch),
+        arm,
+    )
+}
+
+/// [`register`] of a registration that `make` provides (a new one, or one of the source's
+/// renewed for `req`: [`Registration::renew`]). `make` is only called once the checks have
+/// passed.
+pub(crate) fn register_made<S: Source>(
+    queue: &Arc<Queue>,
+    regs: &mut Registrations,
+    req: &Ukevent,
+    make: impl FnOnce() -> Result<Arc<Registration<S>>>,
+    arm: impl FnOnce(&Arc<Registration<S>>) -> Result<Option<Report>>,
+) -> Result<Outcome> {
     if let Some(outcome) = admit(queue, regs, req, !S::REQUEST_KEYS)? {
         return Ok(outcome);
     }
-    let reg = Registration::new(queue, req, watch).inspect_err(|_| queue.user.uncharge(1))?;
+    let reg = make().inspect_err(|_| queue.user.uncharge(1))?;
     // Everything that can fail is done before the registration is armed and may be notified.
     let node = new_node(queue, regs, reg.clone())?;
     let initial = arm(&reg).inspect_err(|_| discard(queue, &*reg))?;

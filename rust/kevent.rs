@@ -55,8 +55,9 @@
 //! Detaching a registration's fsnotify mark takes fsnotify's group mutex, possibly under
 //! `registrations` (1); fsnotify never calls the module with that mutex held. File AIO
 //! completions (`ki_complete`, any context) take only `ready` (5), to post their event. A
-//! queue's `Plug::held` mutex (file AIO held by `KEVENT_CTL_PLUG`) is a leaf: the held
-//! requests are taken off it before they are started.
+//! queue's `Plug::held` mutex (file AIO held by `KEVENT_CTL_PLUG`, and finished requests kept
+//! for reuse) is a leaf, taken under `registrations` (1) by the reap: the held requests are
+//! taken off it before they are started.
 //!
 //! A queue watching another queue (`KEVENT_POLL`) is woken inside the watched queue's
 //! `poll_wait` lock and takes its own wait queue locks in turn, so `poll_wait` locks of one class

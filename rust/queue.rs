@@ -237,6 +237,7 @@ impl Queue {
                 self.user.uncharge(1);
             }
             reg.disarm();
+            Registration::reaped(self, reg);
         }
     }
 }

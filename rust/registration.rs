@@ -196,6 +196,30 @@ impl<S: Source> Registration<S> {
         )
     }
 
+    /// Makes `this`, a registration of its queue that was delivered, reaped and disarmed and of
+    /// which the caller holds the only reference, a new registration for `req`: its key and
+    /// state are those of `req`, as from [`Registration::new`]. Returns its source state, for
+    /// the source to renew in turn. The queue stays the same.
+    ///
+    /// Being the only reference, `this` is on no list (a list holds a `ListArc`, which is a
+    /// reference): its links are unlinked and its tracker is clear, as in a new registration.
+    pub(crate) fn renew<'a>(this: Pin<&'a mut Self>, req: &Ukevent) -> Pin<&'a mut S> {
+        // SAFETY: Only `key` and `state`, which are not structurally pinned, are assigned; the
+        // pinned fields stay in place.
+        let this = unsafe { this.get_unchecked_mut() };
+        this.key = Key::of(req);
+        this.state = LockedBy::new(&this.queue.ready, State::new(req));
+        // SAFETY: `watch` is a structurally pinned field of a pinned value, pinned again.
+        unsafe { Pin::new_unchecked(&mut this.watch) }
+    }
+
+    /// The source state of a registration of which the caller holds the only reference.
+    pub(crate) fn source_mut(this: Pin<&mut Self>) -> Pin<&mut S> {
+        // SAFETY: `watch` is a structurally pinned field of a pinned value, pinned again;
+        // nothing is moved.
+        unsafe { this.map_unchecked_mut(|reg| &mut reg.watch) }
+    }
+
     /// The same registration, type-erased, as the queue sees it.
     pub(crate) fn erase(this: ArcBorrow<'_, Self>) -> ArcBorrow<'_, Registration> {
         let ptr: *const Self = &*this;
@@ -243,6 +267,28 @@ impl Registration {
         // requirement of `Watch`), so this value was created as a `Registration<S>` and unsized;
         // casting the pointer back restores its type without changing the address.
         Some(unsafe { &*ptr.cast::<Registration<S>>() })
+    }
+
+    /// `this` with its source's own type, if that is `S`; otherwise `this` back.
+    pub(crate) fn downcast_arc<S: Source>(
+        this: Arc<Self>,
+    ) -> core::result::Result<Arc<Registration<S>>, Arc<Self>> {
+        if this.watch.source_id() != TypeId::of::<S>() {
+            return Err(this);
+        }
+        let ptr = Arc::into_raw(this);
+        // SAFETY: `ptr` comes from `Arc::into_raw` of an `Arc<Registration>` whose value was
+        // created as a `Registration<S>` (`Watch::source_id` is truthful, a safety requirement
+        // of `Watch`) and unsized. Casting the pointer back restores its type at the same
+        // address, in the same allocation, and the reference is handed over once.
+        Ok(unsafe { Arc::from_raw(ptr.cast::<Registration<S>>()) })
+    }
+
+    /// Hands `this`, a delivered `ONESHOT` registration just taken out of `queue` and disarmed,
+    /// to its source ([`Source::reaped`]), which may keep it for reuse.
+    pub(crate) fn reaped(queue: &Queue, this: Arc<Self>) {
+        let reaped = this.watch.reaper();
+        reaped(queue, this);
     }
 
     /// Stops watching the source; on return no notification is running or will run for it.

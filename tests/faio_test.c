@@ -17,13 +17,15 @@
  * KEVENT_CTL_REMOVE; closing the queue and exiting with requests in flight
  * (pins balanced in /proc/vmstat); batches held by KEVENT_CTL_PLUG (nothing
  * runs before the unplug or a wait; cancelled and closed while held; one
- * unplug reaches the disk as one merged batch).
+ * unplug reaches the disk as one merged batch); finished requests kept for
+ * reuse without their files, renewed for other files and the other direction.
  */
 #include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -260,6 +262,70 @@ TEST_F_TIMEOUT(f, writes_then_reads, 300)
 	EXPECT_EQ(len, fpat_mismatch(back, len, len));
 	munmap(src, n * len);
 	munmap(back, n * len);
+}
+
+/*
+ * A queue keeps its finished requests for reuse, but not their files: once a
+ * request's event is harvested, closing the descriptor is the file's last
+ * close (inotify reports IN_CLOSE_NOWRITE at once), and the next requests,
+ * renewed from finished ones, read their own file and do their own kind of
+ * I/O (a write renewed from a read writes).
+ */
+TEST_F(f, finished_requests_keep_no_file)
+{
+	char other[160];
+	unsigned char *buf = abuf(2 * ALIGN);
+	char evbuf[sizeof(struct inotify_event) + NAME_MAX + 1];
+	struct inotify_event *ev = (struct inotify_event *)evbuf;
+	struct pollfd pfd;
+	long ids[2], res[2];
+	int fd, in;
+
+	ASSERT_NE(NULL, buf);
+	snprintf(other, sizeof(other), "%s.other", self->path);
+	fd = open(other, O_RDWR | O_CREAT | O_TRUNC | (variant->direct ? O_DIRECT : 0), 0600);
+	ASSERT_LE(0, fd);
+	memset(buf, 0xa5, ALIGN);
+	ASSERT_EQ(ALIGN, pwrite(fd, buf, ALIGN, 0));
+	ASSERT_EQ(0, close(fd));
+	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	ASSERT_LE(0, in);
+	ASSERT_LE(0, inotify_add_watch(in, other, IN_CLOSE_NOWRITE));
+	fd = open(other, O_RDONLY | (variant->direct ? O_DIRECT : 0));
+	ASSERT_LE(0, fd);
+	memset(buf, 0, ALIGN);
+	ids[0] = submit(self->q, false, fd, buf, ALIGN, 0);
+	ASSERT_LE(1, ids[0]);
+	await_all(_metadata, self->q, ids, res, 1);
+	ASSERT_EQ(ALIGN, res[0]);
+	for (int i = 0; i < ALIGN; i++)
+		ASSERT_EQ(0xa5, buf[i]);
+	EXPECT_EQ(-1, read(in, evbuf, sizeof(evbuf)));
+	ASSERT_EQ(0, close(fd));
+	pfd = (struct pollfd){ .fd = in, .events = POLLIN };
+	ASSERT_EQ(1, poll(&pfd, 1, 2000)) TH_LOG("the file stayed open after its request ended");
+	ASSERT_LT(0, read(in, evbuf, sizeof(evbuf)));
+	EXPECT_TRUE(ev->mask & IN_CLOSE_NOWRITE);
+	/* Renewed requests: a write where a read was, then a read of the fixture's file. */
+	memset(buf + ALIGN, 0x3c, ALIGN);
+	ids[0] = submit(self->q, true, self->fd, buf + ALIGN, ALIGN, 2 * ALIGN);
+	ASSERT_LE(1, ids[0]);
+	await_all(_metadata, self->q, ids, res, 1);
+	ASSERT_EQ(ALIGN, res[0]);
+	memset(buf, 0, 2 * ALIGN);
+	ids[0] = submit(self->q, false, self->fd, buf, ALIGN, ALIGN);
+	ids[1] = submit(self->q, false, self->fd, buf + ALIGN, ALIGN, 2 * ALIGN);
+	ASSERT_LE(1, ids[0]);
+	ASSERT_EQ(ids[0] + 1, ids[1]);
+	await_all(_metadata, self->q, ids, res, 2);
+	EXPECT_EQ(ALIGN, res[0]);
+	EXPECT_EQ(ALIGN, res[1]);
+	EXPECT_EQ(ALIGN, fpat_mismatch(buf, ALIGN, ALIGN));
+	for (int i = 0; i < ALIGN; i++)
+		ASSERT_EQ(0x3c, buf[ALIGN + i]);
+	close(in);
+	unlink(other);
+	munmap(buf, 2 * ALIGN);
 }
 
 /* Past the end: 0 bytes; across the end: the bytes up to it; the file position is untouched. */

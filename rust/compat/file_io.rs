@@ -72,7 +72,9 @@ pub(crate) enum Started {
 ///   pages and segments, and, once the I/O is queued, the kiocb holds a reference to the owner
 ///   (from `Arc::into_raw`) that the completion takes back.
 /// - `pages` is only read while `BUSY` (by the starter) and only taken after the transition to
-///   `RETIRED`, which happens once, from `IDLE`.
+///   `RETIRED`, which happens once, from `IDLE` (until [`FileIo::renew`], which needs the only
+///   access to the value).
+/// - `file` is `Some` until [`FileIo::close_file`] of a `RETIRED` I/O.
 #[repr(C)]
 #[pin_data]
 pub(crate) struct FileIo<T> {
@@ -81,7 +83,7 @@ pub(crate) struct FileIo<T> {
     state: AtomicU8,
     /// Whether the I/O writes the file (from the buffer) rather than reads it.
     write: bool,
-    file: OwnedFile,
+    file: Option<OwnedFile>,
     pages: UnsafeCell<Option<PinnedPages>>,
     _owner: PhantomData<T>,
 }
@@ -102,10 +104,48 @@ impl<T: HasFileIo> FileIo<T> {
             iocb: Opaque::uninit(),
             state: AtomicU8::new(IDLE),
             write,
-            file,
+            file: Some(file),
             pages: UnsafeCell::new(Some(pages)),
             _owner: PhantomData,
         })
+    }
+
+    /// Makes a retired I/O (its buffer taken) idle again, for `file` and `pages` as in
+    /// [`FileIo::new`]. The caller has the only access to it, so no I/O is in flight: the kiocb
+    /// of a queued I/O holds a reference to the owner. `EBUSY` (and nothing changes) if it was
+    /// not retired.
+    pub(crate) fn renew(
+        self: Pin<&mut Self>,
+        file: OwnedFile,
+        pages: PinnedPages,
+        write: bool,
+    ) -> Result {
+        // SAFETY: `iocb`, the only structurally pinned field, is not touched.
+        let this = unsafe { self.get_unchecked_mut() };
+        let state = this.state.get_mut();
+        if *state != RETIRED {
+            return Err(EBUSY);
+        }
+        // INVARIANT: Exclusive access: nothing reads the pages or the file meanwhile; the
+        // pages are back, and the state is `IDLE` again.
+        *this.pages.get_mut() = Some(pages);
+        this.file = Some(file);
+        this.write = write;
+        *state = IDLE;
+        Ok(())
+    }
+
+    /// Drops the file of a retired I/O, which will not start again before [`FileIo::renew`].
+    /// Returns false, and does nothing, if it was not retired.
+    pub(crate) fn close_file(self: Pin<&mut Self>) -> bool {
+        // SAFETY: `iocb`, the only structurally pinned field, is not touched.
+        let this = unsafe { self.get_unchecked_mut() };
+        if *this.state.get_mut() != RETIRED {
+            return false;
+        }
+        // INVARIANT: `RETIRED`: no I/O uses the file any more.
+        this.file = None;
+        true
     }
 
     /// Starts reading into (or writing from) the buffer, from byte `skip` of it to its end, at
@@ -148,8 +188,11 @@ impl<T: HasFileIo> FileIo<T> {
         if skip >= len {
             return Err(EINVAL);
         }
+        let Some(file) = &self.file else {
+            return Err(errno::ecanceled());
+        };
         let iocb = self.iocb.get();
-        let file = self.file.as_ptr();
+        let file = file.as_ptr();
         // SAFETY: `BUSY` gives this call the kiocb (type invariant); `file` is alive (held by
         // `self.file`). The fields set are plain data that the file system reads.
         unsafe {

@@ -32,6 +32,12 @@
 //! queue goes away while no I/O holds it), else by a worker that frees the request. Each request
 //! holds a module reference, given back when it is freed, never in interrupt context: a queued
 //! I/O runs the module's completion after every system call has returned.
+//!
+//! A delivered request that nothing else holds any more is not freed: the reap hands it back
+//! ([`FileAio::reaped`]), its file is closed, and the queue keeps it (up to [`SPARE_REQUESTS`])
+//! for its next request, which renews it in place ([`renew`]) instead of allocating and
+//! initialising a new one, as io_uring recycles its requests. A queue frees the ones it keeps
+//! when it is released.
 
 use super::{naio, Cancel, Source};
 use crate::{
@@ -56,7 +62,7 @@ use kernel::{
     error::code::*,
     new_mutex, new_work,
     prelude::*,
-    sync::{Arc, ArcBorrow, Mutex},
+    sync::{Arc, ArcBorrow, Mutex, UniqueArc},
     uaccess::UserPtr,
     workqueue::{HasWork, Work, WorkItem},
 };
@@ -151,6 +157,13 @@ impl FileIoOwner for FaioReg {
 }
 
 impl FileAio {
+    /// The I/O of a request of which the caller holds the only reference.
+    fn io(self: Pin<&mut Self>) -> Pin<&mut FileIo<FaioReg>> {
+        // SAFETY: `io` is a structurally pinned field of a pinned value, pinned again; nothing
+        // is moved.
+        unsafe { self.map_unchecked_mut(|w| &mut w.io) }
+    }
+
     /// Moves the state from `from` to `to`; false if it was not `from`.
     fn claim(&self, from: u8, to: u8) -> bool {
         self.state
@@ -189,6 +202,18 @@ impl Source for FileAio {
         w.claim(PENDING, DONE);
         if let Some(pages) = w.io.take_pages() {
             pages.release();
+        }
+    }
+
+    /// Keeps a delivered request that nothing else holds any more (no I/O, no worker, no plug)
+    /// for a later request on the same queue ([`renew`]), as io_uring recycles its requests:
+    /// its buffer was unpinned by its disarm, and its file is closed now.
+    fn reaped(queue: &Queue, reg: Arc<FaioReg>) {
+        let Some(mut spare) = Arc::into_unique_or_drop(reg) else {
+            return;
+        };
+        if FileAio::io(Registration::source_mut(spare.as_mut())).close_file() {
+            queue.aio_plug.keep(spare);
         }
     }
 }
@@ -295,22 +320,80 @@ pub(crate) fn submit(
     } else {
         PinnedPages::pin_for_write_io(buf, len)?
     };
-    let watch = try_pin_init!(FileAio {
-        io <- FileIo::new(OwnedFile::new(&file), pages, write),
+    let request = Request {
+        file: OwnedFile::new(&file),
+        pages,
+        write,
         pos,
         len,
-        state: AtomicU8::new(PENDING),
         nowait: file.supports_nowait(),
-        done: AtomicUsize::new(0),
-        creds: Credentials::current(),
-        _module: ModuleRef::new(&crate::THIS_MODULE),
-        work <- new_work!("FileAio::work"),
-    }? Error);
-    let (id, reg) = naio::submit(queue, uapi::TYPE_AIO, uapi::AIO_DONE, watch, |_| Ok(()))?;
+    };
+    let (type_, event) = (uapi::TYPE_AIO, uapi::AIO_DONE);
+    let (id, reg) = match queue.aio_plug.take_spare() {
+        Some(spare) => naio::submit_made(
+            queue,
+            type_,
+            event,
+            |req| renew(spare, req, request),
+            |_| Ok(()),
+        )?,
+        None => naio::submit(queue, type_, event, request.into_watch(), |_| Ok(()))?,
+    };
     if let Some(reg) = queue.aio_plug.hold(reg) {
         start(reg, false);
     }
     Ok(id)
+}
+
+/// What a new request is made of, besides its entry.
+struct Request {
+    file: OwnedFile,
+    pages: PinnedPages,
+    write: bool,
+    pos: i64,
+    len: usize,
+    nowait: bool,
+}
+
+impl Request {
+    /// The source state of a new request.
+    fn into_watch(self) -> impl PinInit<FileAio, Error> {
+        try_pin_init!(FileAio {
+            io <- FileIo::new(self.file, self.pages, self.write),
+            pos: self.pos,
+            len: self.len,
+            state: AtomicU8::new(PENDING),
+            nowait: self.nowait,
+            done: AtomicUsize::new(0),
+            creds: Credentials::current(),
+            _module: ModuleRef::new(&crate::THIS_MODULE),
+            work <- new_work!("FileAio::work"),
+        }? Error)
+    }
+}
+
+/// Makes `spare`, a finished request of the queue kept by [`FileAio::reaped`], the new request
+/// `request` with entry `req`. It keeps its allocation, its module reference and its work item
+/// (not queued: a queued work item holds a reference).
+fn renew(
+    mut spare: Pin<UniqueArc<FaioReg>>,
+    req: &Ukevent,
+    request: Request,
+) -> Result<Arc<FaioReg>> {
+    let mut w = Registration::renew(spare.as_mut(), req);
+    w.as_mut()
+        .io()
+        .renew(request.file, request.pages, request.write)?;
+    // SAFETY: Only fields that are not structurally pinned are assigned; `io` was renewed
+    // through its pinned reference above and `work` stays as it is.
+    let w = unsafe { w.get_unchecked_mut() };
+    w.pos = request.pos;
+    w.len = request.len;
+    w.state = AtomicU8::new(PENDING);
+    w.nowait = request.nowait;
+    w.done = AtomicUsize::new(0);
+    w.creds = Credentials::current();
+    Ok(Arc::from(spare))
 }
 
 /// Starts a `PENDING` request: at once and without blocking if its file allows it, else on a
@@ -346,8 +429,10 @@ fn start(reg: Arc<FaioReg>, as_submitter: bool) -> bool {
 /// `io_uring_enter` that submits many entries. The wait calls unplug first
 /// ([`Plug::unplug_before_wait`]): a queue never waits for requests it holds itself.
 ///
-/// Lock order: `held` is a leaf (see the crate documentation); requests are taken off it before
-/// they are started.
+/// The plug also keeps the queue's finished requests for reuse ([`FileAio::reaped`]).
+///
+/// Lock order: `held` is a leaf (see the crate documentation), taken under the registrations by
+/// the reap; requests are taken off it before they are started.
 #[pin_data]
 pub(crate) struct Plug {
     /// Whether requests are held. Written under `held`; read without it by the wait calls.
@@ -359,11 +444,20 @@ pub(crate) struct Plug {
 /// The room a plug's list of held requests starts with.
 const HELD_BATCH: usize = 32;
 
+/// How many finished requests a queue keeps for reuse ([`FileAio::reaped`]): a whole batch at
+/// the queue depths where allocating each request shows.
+const SPARE_REQUESTS: usize = 128;
+
 /// What [`Plug::held`] protects.
 struct Held {
     /// The held requests, in submission order; `PENDING` unless cancelled since.
     list: KVec<Arc<FaioReg>>,
-    /// The queue was released: nothing is held any more.
+    /// Room for [`SPARE_REQUESTS`] finished requests kept for reuse, with no other reference,
+    /// file or buffer: `spare[..nr_spare]` are `Some`, the rest `None` (empty until the first is
+    /// kept).
+    spare: KVec<Option<Pin<UniqueArc<FaioReg>>>>,
+    nr_spare: usize,
+    /// The queue was released: nothing is held or kept any more.
     closed: bool,
 }
 
@@ -375,6 +469,8 @@ impl Plug {
             held <- new_mutex!(
                 Held {
                     list: KVec::new(),
+                    spare: KVec::new(),
+                    nr_spare: 0,
                     closed: false,
                 },
                 "Plug::held"
@@ -441,14 +537,56 @@ impl Plug {
     }
 
     /// The queue is released: stops holding for good and drops the held requests, which the
-    /// release disarmed (a held request keeps its queue alive).
+    /// release disarmed, and the kept ones (each keeps its queue alive).
     pub(crate) fn close(&self) {
-        let list = {
+        let (list, spare) = {
             let mut held = self.held.lock();
             held.closed = true;
             self.plugged.store(false, Ordering::Relaxed);
-            core::mem::take(&mut held.list)
+            held.nr_spare = 0;
+            (
+                core::mem::take(&mut held.list),
+                core::mem::take(&mut held.spare),
+            )
         };
         drop(list);
+        drop(spare);
+    }
+
+    /// Keeps `spare`, a finished request with no other reference, for reuse, unless the queue
+    /// was released or enough are kept (then it is freed).
+    fn keep(&self, spare: Pin<UniqueArc<FaioReg>>) {
+        let mut guard = self.held.lock();
+        let held = &mut *guard;
+        if held.spare.is_empty() && !held.closed {
+            // Room for all of them at once; without it, nothing is kept.
+            if held.spare.reserve(SPARE_REQUESTS, user_gfp()).is_ok() {
+                while held.spare.len() < SPARE_REQUESTS {
+                    // Cannot fail: the room was reserved just above.
+                    let _ = held.spare.push(None, user_gfp());
+                }
+            }
+        }
+        match held.spare.get_mut(held.nr_spare) {
+            Some(slot) if !held.closed => {
+                // INVARIANT: The first `None` becomes `Some` and the count grows with it.
+                *slot = Some(spare);
+                held.nr_spare += 1;
+            }
+            _ => {
+                drop(guard);
+                drop(spare);
+            }
+        }
+    }
+
+    /// A finished request kept for reuse, if there is one.
+    fn take_spare(&self) -> Option<Pin<UniqueArc<FaioReg>>> {
+        let mut guard = self.held.lock();
+        let held = &mut *guard;
+        let last = held.nr_spare.checked_sub(1)?;
+        // INVARIANT: The last `Some` is taken and the count lowered with it.
+        held.nr_spare = last;
+        held.spare.get_mut(last)?.take()
     }
 }

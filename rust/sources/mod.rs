@@ -86,6 +86,21 @@ pub(crate) trait Source: Send + Sync + Sized + 'static {
     fn modify(&self, _st: &State, _req: &Ukevent) -> Result {
         Ok(())
     }
+
+    /// A delivered `ONESHOT` registration was taken out of `queue` and disarmed; `reg` may be
+    /// its last reference. The default drops it; a source whose registrations are requests may
+    /// keep it, to renew it for a later request ([`Registration::renew`]). Called with the
+    /// queue's registrations locked.
+    fn reaped(_queue: &Queue, reg: Arc<Registration<Self>>) {
+        drop(reg);
+    }
+}
+
+/// What [`Registration::reaped`] calls for a registration whose source is `S`.
+fn reaped<S: Source>(queue: &Queue, reg: Arc<Registration>) {
+    if let Ok(reg) = Registration::downcast_arc::<S>(reg) {
+        S::reaped(queue, reg);
+    }
 }
 
 /// What `KEVENT_CTL_REMOVE` does to a registration ([`Source::cancel`]).
@@ -116,6 +131,8 @@ pub(crate) unsafe trait Watch: Send + Sync {
     fn confirm(&self, regs: &Registrations, event: u32) -> Option<Report>;
     /// [`Source::modify`].
     fn modify(&self, st: &State, req: &Ukevent) -> Result;
+    /// [`Source::reaped`], as a function that takes the registration.
+    fn reaper(&self) -> fn(&Queue, Arc<Registration>);
 }
 
 // SAFETY: `source_id` is `TypeId::of::<S>()`.
@@ -144,6 +161,10 @@ unsafe impl<S: Source> Watch for S {
 
     fn modify(&self, st: &State, req: &Ukevent) -> Result {
         S::modify(self, st, req)
+    }
+
+    fn reaper(&self) -> fn(&Queue, Arc<Registration>) {
+        reaped::<S>
     }
 }
 

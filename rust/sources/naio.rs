@@ -198,6 +198,24 @@ pub(super) fn submit<S: Source>(
     watch: impl PinInit<S, Error>,
     arm: impl FnOnce(&Arc<Registration<S>>) -> Result,
 ) -> Result<(i64, Arc<Registration<S>>)> {
+    submit_made(
+        queue,
+        type_,
+        event,
+        |req| Registration::new(queue, req, watch),
+        arm,
+    )
+}
+
+/// [`submit`] of a request that `make` provides for the request's entry (a new one, or a
+/// finished one renewed: [`Registration::renew`]).
+pub(super) fn submit_made<S: Source>(
+    queue: &Arc<Queue>,
+    type_: u32,
+    event: u32,
+    make: impl FnOnce(&Ukevent) -> Result<Arc<Registration<S>>>,
+    arm: impl FnOnce(&Arc<Registration<S>>) -> Result,
+) -> Result<(i64, Arc<Registration<S>>)> {
     let id = next_id();
     let req = Ukevent {
         id,
@@ -211,11 +229,17 @@ pub(super) fn submit<S: Source>(
         return Err(EBADF);
     }
     let mut made = None;
-    ctl::register::<S>(queue, &mut regs, &req, watch, |reg| {
-        arm(reg)?;
-        made = Some(reg.clone());
-        Ok(None)
-    })?;
+    ctl::register_made::<S>(
+        queue,
+        &mut regs,
+        &req,
+        || make(&req),
+        |reg| {
+            arm(reg)?;
+            made = Some(reg.clone());
+            Ok(None)
+        },
+    )?;
     // Ids count up from 1 and stay far below `i64::MAX`; `made` is set when `register` succeeds.
     Ok((id as i64, made.ok_or(EINVAL)?))
 }
