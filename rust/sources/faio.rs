@@ -449,12 +449,15 @@ const HELD_BATCH: usize = 32;
 const SPARE_REQUESTS: usize = 128;
 
 /// What [`Plug::held`] protects.
+///
+/// # Invariants
+///
+/// `spare[..nr_spare]` are `Some`, the rest of `spare` is `None`.
 struct Held {
     /// The held requests, in submission order; `PENDING` unless cancelled since.
     list: KVec<Arc<FaioReg>>,
     /// Room for [`SPARE_REQUESTS`] finished requests kept for reuse, with no other reference,
-    /// file or buffer: `spare[..nr_spare]` are `Some`, the rest `None` (empty until the first is
-    /// kept).
+    /// file or buffer (empty until the first is kept).
     spare: KVec<Option<Pin<UniqueArc<FaioReg>>>>,
     nr_spare: usize,
     /// The queue was released: nothing is held or kept any more.
