@@ -40,22 +40,24 @@ pub(crate) type RegNode = RBTreeNode<Key, Arc<Registration>>;
 type SpareNode = RBTreeNodeReservation<Key, Arc<Registration>>;
 
 /// How many tree nodes of reaped registrations a queue keeps for reuse: enough for a batch of
-/// requests in flight, so that a new AIO request or a re-added `ONESHOT` registration finds its
-/// node allocated.
-const SPARE_NODES: usize = 64;
+/// requests in flight (the AIO benchmarks keep 128), so that a new AIO request or a re-added
+/// `ONESHOT` registration finds its node allocated.
+const SPARE_NODES: usize = 128;
 
 /// The registrations of a queue, by key.
 ///
 /// # Invariants
 ///
-/// `spare[..nr_spare]` are `Some`, the rest `None`.
+/// `spare[..nr_spare]` are `Some`, the rest of `spare` is `None`; `spare` holds at most
+/// [`SPARE_NODES`] entries.
 pub(crate) struct Registrations {
     /// Live registrations (and delivered `ONESHOT` ones until they are reaped).
     pub(crate) tree: RBTree<Key, Arc<Registration>>,
     /// The queue was released: nothing can be added.
     pub(crate) dead: bool,
-    /// The nodes of reaped registrations, for [`Registrations::node`].
-    spare: [Option<SpareNode>; SPARE_NODES],
+    /// The nodes of reaped registrations, for [`Registrations::node`]. Empty until the first
+    /// is kept: a queue that never reaps pays nothing for it.
+    spare: KVec<Option<SpareNode>>,
     nr_spare: usize,
 }
 
@@ -64,7 +66,7 @@ impl Registrations {
         Self {
             tree: RBTree::new(),
             dead: false,
-            spare: core::array::from_fn(|_| None),
+            spare: KVec::new(),
             nr_spare: 0,
         }
     }
@@ -73,7 +75,11 @@ impl Registrations {
     pub(crate) fn node(&mut self, key: Key, reg: Arc<Registration>) -> Result<RegNode> {
         let spare = match self.nr_spare.checked_sub(1) {
             // INVARIANT: The last `Some` is taken and the count lowered with it.
-            Some(last) => self.spare[last].take().inspect(|_| self.nr_spare = last),
+            Some(last) => self
+                .spare
+                .get_mut(last)
+                .and_then(Option::take)
+                .inspect(|_| self.nr_spare = last),
             None => None,
         };
         let spare = match spare {
@@ -97,10 +103,15 @@ impl Registrations {
         if !which(cur.get()) {
             return false;
         }
-        let node = cur.remove_node();
+        let node = cur.remove_node().into_reservation();
         if let Some(slot) = self.spare.get_mut(self.nr_spare) {
             // INVARIANT: The first `None` becomes `Some` and the count grows with it.
-            *slot = Some(node.into_reservation());
+            *slot = Some(node);
+            self.nr_spare += 1;
+        } else if self.spare.len() < SPARE_NODES && self.spare.push(Some(node), user_gfp()).is_ok()
+        {
+            // INVARIANT: Every entry was `Some`; the new last one is too, and counted. Without
+            // room to grow, the node is freed instead (`push` dropped it).
             self.nr_spare += 1;
         }
         true

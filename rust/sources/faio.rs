@@ -329,7 +329,13 @@ pub(crate) fn submit(
         nowait: file.supports_nowait(),
     };
     let (type_, event) = (uapi::TYPE_AIO, uapi::AIO_DONE);
-    let (id, reg) = match queue.aio_plug.take_spare() {
+    // Without a spare, the requests delivered since the last reap are reaped now, so that
+    // they can be reused: a loop that harvests from the ring reaps only when it waits.
+    let spare = queue.aio_plug.take_spare().or_else(|| {
+        queue.reap(&mut queue.registrations.lock());
+        queue.aio_plug.take_spare()
+    });
+    let (id, reg) = match spare {
         Some(spare) => naio::submit_made(
             queue,
             type_,
