@@ -276,12 +276,12 @@ impl Registration {
         if this.watch.source_id() != TypeId::of::<S>() {
             return Err(this);
         }
-        let ptr = Arc::into_raw(this);
-        // SAFETY: `ptr` comes from `Arc::into_raw` of an `Arc<Registration>` whose value was
-        // created as a `Registration<S>` (`Watch::source_id` is truthful, a safety requirement
-        // of `Watch`) and unsized. Casting the pointer back restores its type at the same
-        // address, in the same allocation, and the reference is handed over once.
-        Ok(unsafe { Arc::from_raw(ptr.cast::<Registration<S>>()) })
+        // The value was created as a `Registration<S>` and unsized (`Watch::source_id` is
+        // truthful, a safety requirement of `Watch`).
+        let ptr = Arc::into_raw(this).cast::<Registration<S>>();
+        // SAFETY: `ptr` comes from `Arc::into_raw`, cast back to the value's own type at the
+        // same address in the same allocation; the reference is handed over once.
+        Ok(unsafe { Arc::from_raw(ptr) })
     }
 
     /// Hands `this`, a delivered `ONESHOT` registration just taken out of `queue` and disarmed,
