@@ -6,6 +6,10 @@
  *   empty:     nothing is ready. epoll_wait(.., timeout 0); kevent_get_events
  *              with a zero timeout on a queue without a ring (kevent-copy);
  *              kevent_wait with a zero timeout on a ring queue (kevent-ring).
+ *              The -nb variants make the same calls without a wait argument
+ *              on a queue opened with O_NONBLOCK, kevent's documented way of
+ *              never waiting (no wait argument to copy in, as epoll_wait's
+ *              timeout comes in a register).
  *   one-level: one level-triggered socket stays readable and every call
  *              reports it again: epoll_wait returns it; kevent_get_events
  *              confirms it with ->poll, copies it and queues it again;
@@ -13,11 +17,12 @@
  *              which re-checks it and publishes it again.
  *   getppid:   the system call floor of this guest, for scale.
  *
- *	percall [REPEATS] [CALLS]
+ *	[PERCALL_ONLY=mechanism] [PERCALL_CASE=case] percall [REPEATS] [CALLS]
  *		defaults: 5 repeats of 100,000 calls
  *
  * Prints BENCH lines (ns per call). Every call's result is checked.
  */
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -50,11 +55,11 @@ static double run_epoll(int kind, long calls)
 }
 
 /* A queue (with a ring of 16 when @ring) watching one socket, level-triggered. */
-static void kevent_open(struct kevent_queue *q, int ring, int sv[2], int ready)
+static void kevent_open(struct kevent_queue *q, int ring, int nb, int sv[2], int ready)
 {
 	struct ukevent e;
 
-	check_ret(kevent_queue_init(q, ring ? 16 : 0, 0), "kevent_queue_init");
+	check_ret(kevent_queue_init(q, ring ? 16 : 0, nb ? O_NONBLOCK : 0), "kevent_queue_init");
 	check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0, "socketpair");
 	kevent_prep_socket(&e, sv[0], KEVENT_SOCKET_RECV, KEVENT_REQ_ALWAYS_QUEUE, 1);
 	check_ret(kevent_queue_ctl(q, KEVENT_CTL_ADD, &e), "kevent_ctl(ADD)");
@@ -69,19 +74,19 @@ static void kevent_close(struct kevent_queue *q, int sv[2])
 	kevent_queue_exit(q);
 }
 
-static double run_kevent_copy(int kind, long calls)
+static double run_kevent_copy(int kind, int nb, long calls)
 {
-	struct kevent_wait_arg arg;
+	struct kevent_wait_arg arg, *argp = nb ? NULL : &arg;
 	struct kevent_queue q;
 	struct ukevent out[16];
 	uint64_t t0;
 	int sv[2];
 
-	kevent_open(&q, 0, sv, kind == ONE_LEVEL);
+	kevent_open(&q, 0, nb, sv, kind == ONE_LEVEL);
 	kevent_wait_arg_init(&arg, 0, NULL);
 	t0 = now_ns();
 	for (long i = 0; i < calls; i++) {
-		if (kevent_get_events(q.fd, 0, 16, out, &arg) != (kind == ONE_LEVEL))
+		if (kevent_get_events(q.fd, 0, 16, out, argp) != (kind == ONE_LEVEL))
 			die("kevent_get_events: wrong number of events");
 	}
 	t0 = now_ns() - t0;
@@ -89,14 +94,14 @@ static double run_kevent_copy(int kind, long calls)
 	return (double)t0 / calls;
 }
 
-static double run_kevent_ring(int kind, long calls)
+static double run_kevent_ring(int kind, int nb, long calls)
 {
-	struct kevent_wait_arg arg;
+	struct kevent_wait_arg arg, *argp = nb ? NULL : &arg;
 	struct kevent_queue q;
 	uint64_t t0;
 	int sv[2];
 
-	kevent_open(&q, 1, sv, kind == ONE_LEVEL);
+	kevent_open(&q, 1, nb, sv, kind == ONE_LEVEL);
 	kevent_wait_arg_init(&arg, 0, NULL);
 	t0 = now_ns();
 	for (long i = 0; i < calls; i++) {
@@ -104,7 +109,7 @@ static double run_kevent_ring(int kind, long calls)
 
 		/* Consume what is there, then the call that re-checks and waits. */
 		kevent_queue_advance(&q, kevent_queue_ready(&q));
-		n = kevent_wait(q.fd, 0, q.uidx, &arg);
+		n = kevent_wait(q.fd, 0, q.uidx, argp);
 		if (n != (kind == ONE_LEVEL))
 			die("kevent_wait: wrong number of entries");
 	}
@@ -122,6 +127,20 @@ static double run_getppid(long calls)
 	return (double)(now_ns() - t0) / calls;
 }
 
+/* PERCALL_ONLY=mechanism and PERCALL_CASE=case run one of each (for profiling). */
+static int wanted(const char *c, const char *mech)
+{
+	const char *only = getenv("PERCALL_ONLY"), *only_case = getenv("PERCALL_CASE");
+
+	return (!only || !strcmp(only, mech)) && (!only_case || !strcmp(only_case, c));
+}
+
+#define RUN(c, mech, expr)                                                   \
+	do {                                                                 \
+		if (wanted(c, mech))                                         \
+			emit("percall", c, mech, "ns_per_call", expr);       \
+	} while (0)
+
 int main(int argc, char **argv)
 {
 	int repeats = argc > 1 ? atoi(argv[1]) : 5;
@@ -130,13 +149,13 @@ int main(int argc, char **argv)
 
 	printf("per call: %d repeats of %ld calls per mechanism\n", repeats, calls);
 	for (int rep = 0; rep < repeats; rep++) {
-		emit("percall", "getppid", "syscall", "ns_per_call", run_getppid(calls));
+		RUN("getppid", "syscall", run_getppid(calls));
 		for (int k = EMPTY; k <= ONE_LEVEL; k++) {
-			emit("percall", cases[k], "epoll", "ns_per_call", run_epoll(k, calls));
-			emit("percall", cases[k], "kevent-copy", "ns_per_call",
-			     run_kevent_copy(k, calls));
-			emit("percall", cases[k], "kevent-ring", "ns_per_call",
-			     run_kevent_ring(k, calls));
+			RUN(cases[k], "epoll", run_epoll(k, calls));
+			RUN(cases[k], "kevent-copy", run_kevent_copy(k, 0, calls));
+			RUN(cases[k], "kevent-ring", run_kevent_ring(k, 0, calls));
+			RUN(cases[k], "kevent-copy-nb", run_kevent_copy(k, 1, calls));
+			RUN(cases[k], "kevent-ring-nb", run_kevent_ring(k, 1, calls));
 		}
 		fflush(stdout);
 	}

@@ -120,10 +120,17 @@ pub(crate) fn get_events(
     let min_nr = min_nr as usize;
     let max = max_nr as usize;
     queue.aio_plug.unplug_before_wait();
+    if matches!(wait, Wait::Poll) && !queue.may_have_pending() {
+        // Nothing was ready at some moment during the call, and the caller does not wait: done
+        // without the lock, as `epoll_wait` checks `ep_events_available`.
+        return Ok(0);
+    }
     // Fast path: when events are ready, the first batch is taken under this same lock hold.
-    let ready = queue.ready.lock();
+    let mut ready = queue.ready.lock();
     if ready.pending() == 0 && matches!(wait, Wait::Poll) {
-        // Nothing to take and no waiting: done before setting anything up.
+        // Nothing to take and no waiting: done before setting anything up, and the next such
+        // call need not lock.
+        ready.clear_pending_hint();
         return Ok(0);
     }
     let kicks = ready.kicks();
@@ -152,7 +159,14 @@ pub(crate) fn get_events(
                 break;
             }
             batch.confirm(queue, &mut harvest);
-            batch.deliver(queue, &mut writer, &mut relevel, &mut harvest);
+            // The list ran dry while this batch was taken: once something is delivered, the
+            // call ends with this batch (another look would cost a lock hold and rarely find
+            // anything), so the level-triggered events go back in the same hold.
+            let last = batch.exhausted;
+            batch.deliver(queue, &mut writer, &mut relevel, last, &mut harvest);
+            if last && harvest.copied > 0 {
+                break;
+            }
         }
         if harvest.copied > 0 || harvest.fault || result != WaitResult::Ready || harvest.kicked {
             break result;
@@ -205,6 +219,8 @@ struct Batch {
     events: [Ukevent; BATCH],
     items: [Option<InFlight>; BATCH],
     len: usize,
+    /// The ready list was emptied before the batch was full.
+    exhausted: bool,
 }
 
 impl Batch {
@@ -213,6 +229,7 @@ impl Batch {
             events: [Ukevent::default(); BATCH],
             items: core::array::from_fn(|_| None),
             len: 0,
+            exhausted: false,
         }
     }
 
@@ -231,8 +248,10 @@ impl Batch {
     ) -> bool {
         harvest.kicked = ready.kicks() != kicks;
         self.len = 0;
+        self.exhausted = false;
         while self.len < BATCH && self.len < max {
             let Some((item, event)) = ready.take() else {
+                self.exhausted = true;
                 break;
             };
             self.events[self.len] = event;
@@ -249,22 +268,16 @@ impl Batch {
         if !items.iter().flatten().any(|item| item.watch.confirmed()) {
             return;
         }
+        // A registration taken off the list may have been retired (its file closed) since:
+        // `Queue::retire` marks it with the registrations locked, so under that lock the mark
+        // says whether its file may still be polled.
         let regs = queue.registrations.lock();
-        let mut detached = [false; BATCH];
-        {
-            let ready = queue.ready.lock();
-            for (i, item) in items.iter().enumerate() {
-                detached[i] = item
-                    .as_ref()
-                    .is_some_and(|item| item.state.access(&ready).detached);
-            }
-        }
         let mut dropped = [false; BATCH];
         for (i, item) in items.iter().enumerate() {
             let Some(item) = item.as_ref().filter(|item| item.watch.confirmed()) else {
                 continue;
             };
-            let report = if detached[i] {
+            let report = if item.is_retired(&regs) {
                 None
             } else {
                 item.watch.confirm(&regs, self.events[i].event)
@@ -289,12 +302,15 @@ impl Batch {
     }
 
     /// Copies the batch out in one go and confirms the delivery, or puts everything back if
-    /// the copy faults.
+    /// the copy faults. Delivered level-triggered file events go on `relevel`, to be queued
+    /// again when the call is done; when this batch is the `last` (nothing further will be
+    /// taken in this call), they and those of earlier batches are queued again at once.
     fn deliver(
         &mut self,
         queue: &Queue,
         writer: &mut UserSliceWriter,
         relevel: &mut List<Registration>,
+        last: bool,
         harvest: &mut Harvest,
     ) {
         // Compact: events of dropped registrations are not copied.
@@ -327,6 +343,11 @@ impl Batch {
                 }
             }
             harvest.copied += n;
+            if last {
+                while let Some(item) = relevel.pop_front() {
+                    harvest.requeued |= ready.relevel(item);
+                }
+            }
         } else {
             // Put the rest back in order, newest first, and let another harvester (which may
             // have gone to sleep while they were in flight) take them.
@@ -349,10 +370,10 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
     let max = if num == 0 { usize::MAX } else { num as usize };
     queue.aio_plug.unplug_before_wait();
     let mut ready = queue.ready.lock();
+    let mut requeued = false;
     if ready.parked() > 0 {
         drop(ready);
-        recheck_level(queue);
-        ready = queue.ready.lock();
+        (ready, requeued) = recheck_level(queue);
     }
     let kicks = ready.kicks();
     let fill = |ready| fill_ring(queue, ready, max, old_uidx, kicks);
@@ -365,6 +386,9 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
         WaitResult::TimedOut
     } else {
         drop(ready);
+        if core::mem::take(&mut requeued) {
+            queue.wake_waiters(1);
+        }
         let result = wait.run(queue, || {
             fill(queue.ready.lock()).map_or(true, |(done, _)| done)
         });
@@ -373,6 +397,10 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
     };
     let (unconsumed, reaped) = (ready.ring_status()?.0, ready.has_reaped());
     drop(ready);
+    if requeued {
+        // Another thread may be waiting on the queue too.
+        queue.wake_waiters(1);
+    }
     if reaped {
         remove_reaped(queue);
     }
@@ -410,8 +438,10 @@ fn fill_ring<'a>(
 /// others go idle until their next notification. Only as many are queued again as the ring has
 /// room for, so that each is published right after its re-check; the rest stay parked, in
 /// order, for the next call. `BATCH` registrations per lock hold; each is re-checked once.
-/// Callers check first that something is parked.
-fn recheck_level(queue: &Queue) {
+/// Callers check first that something is parked. Returns the ready lock, still held since the
+/// last requeue (so that the caller publishes in the same hold), and whether anything was
+/// queued again, in which case the caller wakes another waiter once it has dropped the lock.
+fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
     // The registrations stay locked throughout: `confirm` needs them, and no registration is
     // removed (detached) meanwhile. Then the ready lock, as everywhere.
     let regs = queue.registrations.lock();
@@ -420,24 +450,26 @@ fn recheck_level(queue: &Queue) {
     loop {
         let mut items: [Option<(InFlight, u32, bool)>; BATCH] = core::array::from_fn(|_| None);
         let mut n = 0;
-        {
-            let mut ready = queue.ready.lock();
-            if left == usize::MAX {
-                left = ready.parked();
-                room = ready.ring_room();
-            }
-            while n < BATCH && n < left && n < room {
-                let Some((item, event)) = ready.take_parked() else {
-                    break;
-                };
-                let live = !item.state.access(&ready).detached;
-                items[n] = Some((item, event, live));
-                n += 1;
-            }
+        let mut dry = false;
+        let mut ready = queue.ready.lock();
+        if left == usize::MAX {
+            left = ready.parked();
+            room = ready.ring_room();
+        }
+        while n < BATCH && n < left && n < room {
+            let Some((item, event)) = ready.take_parked() else {
+                dry = true;
+                break;
+            };
+            let live = !item.state.access(&ready).detached;
+            items[n] = Some((item, event, live));
+            n += 1;
         }
         if n == 0 {
-            break;
+            drop(regs);
+            return (ready, requeued);
         }
+        drop(ready);
         left -= n;
         let mut reports: [Option<Report>; BATCH] = [None; BATCH];
         for (i, (item, event, live)) in items[..n].iter().flatten().enumerate() {
@@ -445,7 +477,7 @@ fn recheck_level(queue: &Queue) {
                 reports[i] = item.watch.confirm(&regs, *event);
             }
         }
-        let mut ready = queue.ready.lock();
+        ready = queue.ready.lock();
         for (i, slot) in items[..n].iter_mut().enumerate() {
             let Some((item, _, _)) = slot.take() else {
                 continue;
@@ -458,11 +490,12 @@ fn recheck_level(queue: &Queue) {
                 None => ready.dismiss(item),
             };
         }
-    }
-    drop(regs);
-    if requeued {
-        // Another thread may be waiting on the queue too.
-        queue.wake_waiters(1);
+        if dry || left == 0 || room == 0 {
+            // Nothing more can be taken now: no further round (and lock hold) is needed.
+            // Unlocking the mutex does not sleep: it may be dropped under the spinlock.
+            drop(regs);
+            return (ready, requeued);
+        }
     }
 }
 
@@ -475,7 +508,12 @@ pub(crate) fn commit(queue: &Arc<Queue>, new_uidx: u32, over: u32) -> Result<i32
         (ready.commit(new_uidx, over)?, ready.parked())
     };
     if parked > 0 {
-        recheck_level(queue);
+        let (ready, requeued) = recheck_level(queue);
+        drop(ready);
+        if requeued {
+            // Another thread may be waiting on the queue too.
+            queue.wake_waiters(1);
+        }
     }
     let moved = queue.flush_to_ring(usize::MAX);
     if moved > 0 {

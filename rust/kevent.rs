@@ -59,6 +59,14 @@
 //! for reuse) is a leaf, taken under `registrations` (1) by the reap: the held requests are
 //! taken off it before they are started.
 //!
+//! Locks are released in any order: a harvester that re-checked level-triggered ring entries
+//! releases `registrations` while it holds `ready`, to publish them in the same hold. Two flags
+//! are read without the lock that orders their writes: `Queue::may_have_pending` (set under
+//! `ready` whenever the ready list grows, cleared under it only when the list is empty) lets a
+//! harvest that must not wait return without taking `ready`, as `epoll_wait` does; and a
+//! registration's `retired` mark is written and read under `registrations`, so a harvester
+//! confirming a file event needs no `ready` hold to know that its file is still watched.
+//!
 //! A queue watching another queue (`KEVENT_POLL`) is woken inside the watched queue's
 //! `poll_wait` lock and takes its own wait queue locks in turn, so `poll_wait` locks of one class
 //! nest: each queue takes its own at its nesting level (the longest chain of queues below it),

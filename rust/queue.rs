@@ -21,6 +21,7 @@ use crate::{
     registration::{Key, Registration},
     sources::faio::Plug,
 };
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     c_str,
     error::code::*,
@@ -142,6 +143,8 @@ pub(crate) struct Queue {
     pub(crate) nest: Node,
     /// Entries of the ring, or 0 when the queue has no ring.
     ring_size: u32,
+    /// Whether the ready list may hold something: see [`Queue::may_have_pending`].
+    pending_hint: Arc<AtomicBool>,
 }
 
 impl Queue {
@@ -156,13 +159,16 @@ impl Queue {
             let pages = Arc::new(SharedPages::new(RingState::bytes(ring_size))?, user_gfp())?;
             Some(RingState::new(pages, ring_size))
         };
+        let pending_hint = Arc::new(AtomicBool::new(false), user_gfp())?;
+        let hint = pending_hint.clone();
         Arc::pin_init(
             pin_init!(Self {
                 registrations <- new_mutex!(
                     Registrations::new(),
                     "Queue::registrations"
                 ),
-                ready <- new_spinlock_irq!(Ready::new(ring), "Queue::ready"),
+                ready <- new_spinlock_irq!(Ready::new(ring, hint), "Queue::ready"),
+                pending_hint,
                 aio_plug <- Plug::new(),
                 wait <- WaitQueue::new(c_str!("Queue::wait"), static_lock_class!()),
                 poll_wait <- WaitQueue::new(c_str!("Queue::poll_wait"), static_lock_class!()),
@@ -178,6 +184,14 @@ impl Queue {
     /// open, `EINVAL` if it is not a kevent queue.
     pub(crate) fn from_fd(fd: i32) -> Result<QueueRef<Queue>> {
         queue_from_fd(fd)
+    }
+
+    /// False only if the ready list was empty at some moment between the call and its return
+    /// (the ready state keeps the flag: see `Ready`'s `hint`). Read without the lock, as
+    /// `epoll_wait` reads `ep_events_available`: an event that becomes ready while it is read
+    /// counts as ready after it.
+    pub(crate) fn may_have_pending(&self) -> bool {
+        self.pending_hint.load(Ordering::Relaxed)
     }
 
     /// Whether the queue was created with a ring.
@@ -231,8 +245,9 @@ impl Queue {
     }
 
     /// Stops `reg`'s source and takes it off the ready list for good. Called in process
-    /// context without the ready lock.
+    /// context with the registrations locked and without the ready lock.
     pub(crate) fn retire(&self, reg: &Registration) {
+        reg.mark_retired();
         reg.disarm();
         self.ready.lock().detach(reg);
     }

@@ -26,6 +26,7 @@ use crate::{
     },
     registration::{Registration, Report, State},
 };
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     error::code::*,
     list::{List, ListArc},
@@ -134,12 +135,19 @@ pub(crate) struct Ready {
     /// The queue is being torn down: notifications are ignored.
     dead: bool,
     ring: Option<RingState>,
+    /// Shared with the queue ([`Queue::may_have_pending`](crate::queue::Queue)): true whenever
+    /// `nr > 0` at the end of a hold of the lock (set when `nr` grows, cleared only with `nr`
+    /// at 0), so that a reader who finds it false without the lock knows that the list was
+    /// empty at some moment of its call.
+    hint: Arc<AtomicBool>,
 }
 
 impl Ready {
-    /// Creates an empty ready state, with a ring if `ring` is given.
-    pub(crate) fn new(ring: Option<RingState>) -> Self {
+    /// Creates an empty ready state, with a ring if `ring` is given, that keeps `hint` (see
+    /// [`Ready::clear_pending_hint`]).
+    pub(crate) fn new(ring: Option<RingState>, hint: Arc<AtomicBool>) -> Self {
         Self {
+            hint,
             list: List::new(),
             reap: List::new(),
             level: List::new(),
@@ -155,6 +163,21 @@ impl Ready {
     /// Registrations waiting on the ready list.
     pub(crate) fn pending(&self) -> usize {
         self.nr
+    }
+
+    /// Records that the list is not empty, for readers of the hint.
+    fn set_pending_hint(&self) {
+        // Stores only on a change: notifications on other CPUs do not bounce the line.
+        if !self.hint.load(Ordering::Relaxed) {
+            self.hint.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears the hint that something may be pending, if the list is empty.
+    pub(crate) fn clear_pending_hint(&mut self) {
+        if self.nr == 0 {
+            self.hint.store(false, Ordering::Relaxed);
+        }
     }
 
     /// The number of `kick`s so far.
@@ -207,9 +230,13 @@ impl Ready {
             if st.queued {
                 return None;
             }
-            st.queued = true;
             st.req_flags & uapi::REQ_WAKEUP_ALL != 0
         };
+        let wake = Some(if wake_all { 0 } else { 1 });
+        if self.publish_at_once(&reg) {
+            return wake;
+        }
+        reg.state.access_mut(self).queued = true;
         let Some(item) = ListArc::try_from_arc_borrow(reg) else {
             // Unreachable: `queued` was false, so no `ListArc` existed. Stay consistent anyway.
             reg.state.access_mut(self).queued = false;
@@ -217,7 +244,44 @@ impl Ready {
         };
         self.push_back(item);
         self.flush_to_ring(NOTIFY_FLUSH_MAX);
-        Some(if wake_all { 0 } else { 1 })
+        wake
+    }
+
+    /// Publishes the event of `reg`, which just became ready and is not queued, straight into
+    /// the ring, if it can go there without waiting: the ring has a free slot, nothing is
+    /// queued before it, and its delivery leaves it alone (no `ONESHOT`, which is reaped, and
+    /// not a level-triggered file event, which is parked). Then it never goes on the list, as
+    /// [`Ready::flush_to_ring`] would have taken it off at once: the same entry, with no list
+    /// or reference count traffic. Returns false, having changed nothing, otherwise.
+    fn publish_at_once(&mut self, reg: &Registration) -> bool {
+        if self.nr != 0 {
+            return false;
+        }
+        let Some(ring) = self.ring.as_mut() else {
+            return false;
+        };
+        if ring.unconsumed() >= ring.size {
+            return false;
+        }
+        let flags = reg.state.access(self).req_flags;
+        if flags & uapi::REQ_ONESHOT != 0 || is_level(reg, flags) {
+            return false;
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let event = {
+            // As `push_back`, `take` and `delivered` would have left it.
+            let st = reg.state.access_mut(self);
+            st.seq = seq;
+            if flags & uapi::REQ_DISPATCH != 0 {
+                st.enabled = false;
+            }
+            hand_out(reg, st)
+        };
+        if let Some(ring) = self.ring.as_mut() {
+            ring.publish(&event);
+        }
+        true
     }
 
     /// Lets notifications of a registration whose ADD succeeded through; one that arrived while
@@ -242,6 +306,7 @@ impl Ready {
         item.state.access_mut(self).seq = seq;
         self.list.push_back(item);
         self.nr = self.nr.saturating_add(1);
+        self.set_pending_hint();
     }
 
     /// Takes the first registration off the list for delivery and resets its result, which the
@@ -252,11 +317,7 @@ impl Ready {
         let event = {
             let st = item.state.access_mut(self);
             st.in_flight = true;
-            st.again = false;
-            let event = item.to_ukevent(st);
-            st.ret_flags = 0;
-            st.ret_data = [0, 0];
-            event
+            hand_out(&item, st)
         };
         Some((item, event))
     }
@@ -419,6 +480,7 @@ impl Ready {
         }
         self.list.push_front(item);
         self.nr = self.nr.saturating_add(1);
+        self.set_pending_hint();
     }
 
     /// Detaches `reg` (removed by `kevent_ctl` or its queue): it never becomes ready again and
@@ -574,9 +636,24 @@ impl Ready {
     }
 }
 
+/// The event that delivers `reg`, whose state is `st`, now; its result is reset, since the
+/// event carries it from here on.
+fn hand_out(reg: &Registration, st: &mut State) -> Ukevent {
+    st.again = false;
+    let event = reg.to_ukevent(st);
+    st.ret_flags = 0;
+    st.ret_data = [0, 0];
+    event
+}
+
 /// Whether a delivered event is level-triggered and confirmed (a file event): it is re-checked
 /// at the next harvest, or parked until the next `kevent_wait` when it went into the ring.
 pub(crate) fn is_level_file(reg: &Registration, event: &Ukevent) -> bool {
+    is_level(reg, event.req_flags)
+}
+
+/// [`is_level_file`] for a registration with flags `req_flags`.
+fn is_level(reg: &Registration, req_flags: u32) -> bool {
     reg.watch.confirmed()
-        && event.req_flags & (uapi::REQ_ONESHOT | uapi::REQ_ET | uapi::REQ_DISPATCH) == 0
+        && req_flags & (uapi::REQ_ONESHOT | uapi::REQ_ET | uapi::REQ_DISPATCH) == 0
 }

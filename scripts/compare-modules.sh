@@ -15,7 +15,8 @@
 # BENCH is a program of out/bench (scripts/build-user.sh KDIR bench). Its BENCH
 # lines (bench/bench.h) are collected per module; the script prints, for every
 # case, mechanism and metric, each module's median and its ratio to the first
-# module's (the first round is left out of the medians: it warms the emulator).
+# module's (the first round is left out of the medians: it warms the emulator),
+# and the range of the rounds.
 # Under TCG, one build against another differs by a few per cent from run to
 # run: compare medians of many rounds, as Documentation/benchmarks.md explains.
 set -euo pipefail
@@ -97,7 +98,7 @@ if not vals:
     sys.exit("compare-modules: no BENCH lines after the first round")
 keys = sorted({k[:4] for k in vals})
 print("benchmark case mechanism metric: " + " | ".join(
-    f"{m} median (÷ {labels[0]})" for m in labels))
+    f"{m} median (÷ {labels[0]}) [min–max]" for m in labels))
 for k in keys:
     base = vals.get(k + (labels[0],))
     cells = []
@@ -108,6 +109,6 @@ for k in keys:
             continue
         med = statistics.median(v)
         ratio = f" ({med / statistics.median(base):.3f})" if base and statistics.median(base) else ""
-        cells.append(f"{m} {med:,.6g}{ratio}")
+        cells.append(f"{m} {med:,.6g}{ratio} [{min(v):,.4g}–{max(v):,.4g}]")
     print(" ".join(k) + ": " + " | ".join(cells))
 EOF

@@ -242,6 +242,73 @@ TEST_F(q, copy_fault_loses_nothing)
 	EXPECT_EQ(1, out.ret_data[0]);
 }
 
+/*
+ * A call that must not wait returns at once when nothing is ready, without
+ * the queue's lock: whatever became ready before it, in this thread or in
+ * another one that said so, must still be seen, also right after an empty
+ * call.
+ */
+struct round_firer {
+	int fd;
+	int go[2];	/* one byte per round: fire now */
+	int done[2];	/* one byte per round: fired */
+};
+
+static void *fire_rounds(void *arg)
+{
+	struct round_firer *f = arg;
+	char c;
+
+	while (read(f->go[0], &c, 1) == 1) {
+		if (fire(f->fd, 1) || write(f->done[1], &c, 1) != 1)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+TEST_F(q, zero_timeout_sees_what_became_ready_since_an_empty_call)
+{
+	struct ukevent e = uev(KEVENT_UNOTIFY, 1, 0, 0), out;
+	struct round_firer f = { .fd = self->fd };
+	int nb = kevent_init(0, O_NONBLOCK);
+	pthread_t t;
+	void *ret;
+	char c = 'x';
+
+	ASSERT_EQ(0, ctl1(self->fd, KEVENT_CTL_ADD, &e));
+	for (int i = 0; i < 100; i++) {
+		ASSERT_EQ(0, harvest(self->fd, 0, 1, &out, 0));
+		ASSERT_EQ(0, fire(self->fd, 1));
+		ASSERT_EQ(1, harvest(self->fd, 0, 1, &out, 0));
+	}
+	/* The same on a non-blocking queue harvested without a wait argument. */
+	ASSERT_LE(0, nb);
+	ASSERT_EQ(0, ctl1(nb, KEVENT_CTL_ADD, &e));
+	for (int i = 0; i < 100; i++) {
+		ASSERT_EQ(0, kevent_get_events(nb, 1, 1, &out, NULL));
+		ASSERT_EQ(0, fire(nb, 1));
+		ASSERT_EQ(1, kevent_get_events(nb, 1, 1, &out, NULL));
+	}
+	close(nb);
+	/* Made ready by another thread, which then says so. */
+	ASSERT_EQ(0, pipe(f.go));
+	ASSERT_EQ(0, pipe(f.done));
+	ASSERT_EQ(0, pthread_create(&t, NULL, fire_rounds, &f));
+	for (int i = 1; i <= 2000; i++) {
+		ASSERT_EQ(0, harvest(self->fd, 0, 1, &out, 0));
+		ASSERT_EQ(1, write(f.go[1], &c, 1));
+		ASSERT_EQ(1, read(f.done[0], &c, 1));
+		ASSERT_EQ(1, harvest(self->fd, 0, 1, &out, 0))
+			TH_LOG("round %d: the event made ready before went unseen", i);
+	}
+	close(f.go[1]);
+	ASSERT_EQ(0, pthread_join(t, &ret));
+	EXPECT_EQ(NULL, ret);
+	close(f.go[0]);
+	close(f.done[0]);
+	close(f.done[1]);
+}
+
 TEST_F(q, min_nr_is_honoured)
 {
 	struct ukevent out[4];
