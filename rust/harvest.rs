@@ -268,20 +268,15 @@ impl Batch {
         if !items.iter().flatten().any(|item| item.watch.confirmed()) {
             return;
         }
-        // A registration taken off the list may have been retired (its file closed) since:
-        // `Queue::retire` marks it with the registrations locked, so under that lock the mark
-        // says whether its file may still be polled.
+        // A registration taken off the list may have been disarmed (its file closed) since;
+        // its source tells, under this lock ([`Source::confirm`]).
         let regs = queue.registrations.lock();
         let mut dropped = [false; BATCH];
         for (i, item) in items.iter().enumerate() {
             let Some(item) = item.as_ref().filter(|item| item.watch.confirmed()) else {
                 continue;
             };
-            let report = if item.is_retired(&regs) {
-                None
-            } else {
-                item.watch.confirm(&regs, self.events[i].event)
-            };
+            let report = item.watch.confirm(&regs, self.events[i].event);
             match report {
                 Some((flags, data)) => {
                     self.events[i].ret_flags = flags;

@@ -63,8 +63,8 @@
 //! releases `registrations` while it holds `ready`, to publish them in the same hold. Two flags
 //! are read without the lock that orders their writes: `Queue::may_have_pending` (set under
 //! `ready` whenever the ready list grows, cleared under it only when the list is empty) lets a
-//! harvest that must not wait return without taking `ready`, as `epoll_wait` does; and a
-//! registration's `retired` mark is written and read under `registrations`, so a harvester
+//! harvest that must not wait return without taking `ready`, as `epoll_wait` does; and a file
+//! registration's `disarmed` mark is written and read under `registrations`, so a harvester
 //! confirming a file event needs no `ready` hold to know that its file is still watched.
 //!
 //! A queue watching another queue (`KEVENT_POLL`) is woken inside the watched queue's

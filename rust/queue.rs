@@ -247,7 +247,6 @@ impl Queue {
     /// Stops `reg`'s source and takes it off the ready list for good. Called in process
     /// context with the registrations locked and without the ready lock.
     pub(crate) fn retire(&self, reg: &Registration) {
-        reg.mark_retired();
         reg.disarm();
         self.ready.lock().detach(reg);
     }

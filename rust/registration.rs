@@ -10,14 +10,11 @@
 
 use crate::{
     compat::{uapi::Ukevent, user_gfp},
-    queue::{Queue, Registrations},
+    queue::Queue,
     ready::Ready,
     sources::{Source, Watch},
 };
-use core::{
-    any::TypeId,
-    sync::atomic::{AtomicBool, Ordering},
-};
+use core::any::TypeId;
 use kernel::{
     init::PinInit,
     list::{
@@ -164,10 +161,6 @@ pub(crate) struct Registration<W: ?Sized = dyn Watch> {
     links: ListLinksSelfPtr<Registration, 0>,
     #[pin]
     tracker: AtomicTracker<0>,
-    /// Set by [`Queue::retire`], with the queue's registrations locked, and only cleared by
-    /// [`Registration::renew`]: under that lock, it says whether the source was disarmed (a
-    /// harvester checks it before it confirms an event with `->poll`).
-    retired: AtomicBool,
     /// What its source keeps.
     #[pin]
     pub(crate) watch: W,
@@ -197,7 +190,6 @@ impl<S: Source> Registration<S> {
                 state: LockedBy::new(&queue.ready, State::new(req)),
                 links <- ListLinksSelfPtr::new(),
                 tracker <- AtomicTracker::new(),
-                retired: AtomicBool::new(false),
                 watch <- watch,
             }? Error),
             user_gfp(),
@@ -217,7 +209,6 @@ impl<S: Source> Registration<S> {
         let this = unsafe { this.get_unchecked_mut() };
         this.key = Key::of(req);
         this.state = LockedBy::new(&this.queue.ready, State::new(req));
-        *this.retired.get_mut() = false;
         // SAFETY: `watch` is a structurally pinned field of a pinned value, pinned again.
         unsafe { Pin::new_unchecked(&mut this.watch) }
     }
@@ -298,18 +289,6 @@ impl Registration {
     pub(crate) fn reaped(queue: &Queue, this: Arc<Self>) {
         let reaped = this.watch.reaper();
         reaped(queue, this);
-    }
-
-    /// Marks the registration retired ([`Queue::retire`] calls it with the registrations
-    /// locked).
-    pub(crate) fn mark_retired(&self) {
-        self.retired.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether it was retired; `_regs` shows that its queue's registrations are locked, which
-    /// orders this read after the marking.
-    pub(crate) fn is_retired(&self, _regs: &Registrations) -> bool {
-        self.retired.load(Ordering::Relaxed)
     }
 
     /// Stops watching the source; on return no notification is running or will run for it.

@@ -251,13 +251,16 @@ struct WaitEntry<T> {
     wait: Opaque<bindings::wait_queue_entry>,
     head: AtomicPtr<bindings::wait_queue_head>,
     owner: *const T,
+    /// The watcher's next entry on the same file (a file may use several wait queues).
+    next: Option<KBox<WaitEntry<T>>>,
 }
 
-/// The wait queue entries that one watcher has on one file, like an epoll item's.
+/// The wait queue entries that one watcher has on one file, like an epoll item's: a list
+/// through the entries themselves, one word in the watcher (most files use one wait queue).
 ///
 /// Entries are boxed, so they never move while on a wait queue.
 pub(crate) struct PollEntries<T: PollWaiter> {
-    entries: KVec<KBox<WaitEntry<T>>>,
+    first: Option<KBox<WaitEntry<T>>>,
 }
 
 // SAFETY: The entries are only touched by their owner and, under the wait queues' locks, by
@@ -271,16 +274,14 @@ unsafe impl<T: PollWaiter> Sync for PollEntries<T> {}
 struct WatchTable<'a, T: PollWaiter> {
     table: bindings::poll_table_struct,
     owner: &'a Arc<T>,
-    entries: &'a mut KVec<KBox<WaitEntry<T>>>,
+    first: &'a mut Option<KBox<WaitEntry<T>>>,
     failed: bool,
 }
 
 impl<T: PollWaiter> PollEntries<T> {
     /// No entries.
     pub(crate) fn new() -> Self {
-        Self {
-            entries: KVec::new(),
-        }
+        Self { first: None }
     }
 
     /// Calls `file`'s `->poll` with a table that puts an entry waking `owner` on every wait
@@ -292,7 +293,7 @@ impl<T: PollWaiter> PollEntries<T> {
             // SAFETY: An all-zero poll table is valid (no function, no key).
             table: unsafe { core::mem::zeroed() },
             owner,
-            entries: &mut self.entries,
+            first: &mut self.first,
             failed: false,
         };
         // SAFETY: `table.table` is a valid poll table to initialise.
@@ -310,8 +311,9 @@ impl<T: PollWaiter> PollEntries<T> {
 
     /// Takes every entry off its wait queue. On return no wake-up runs for them any more.
     pub(crate) fn clear(&mut self) {
-        let entries = core::mem::replace(&mut self.entries, KVec::new());
-        for entry in entries {
+        let mut next = self.first.take();
+        while let Some(mut entry) = next {
+            next = entry.next.take();
             {
                 // The queue of a `POLLFREE` waker is freed after a grace period: hold it
                 // across the removal.
@@ -345,33 +347,24 @@ unsafe extern "C" fn queue_entry<T: PollWaiter>(
     // SAFETY: `pt` is the first field of the `WatchTable` passed to `vfs_poll` in `watch`,
     // which is alive and not otherwise accessed during the call.
     let table = unsafe { &mut *pt.cast::<WatchTable<'_, T>>() };
-    if table.failed || table.entries.reserve(1, user_gfp()).is_err() {
-        table.failed = true;
+    if table.failed {
         return;
     }
+    // INVARIANT: The reference is taken once the allocation succeeded, after which nothing can
+    // fail (a `WaitEntry` does not release it on drop); `clear` gives it back.
     let entry = WaitEntry {
         wait: Opaque::uninit(),
         head: AtomicPtr::new(head),
         owner: core::ptr::null(),
+        next: None,
     };
-    let entry = match KBox::new(entry, user_gfp()) {
-        Ok(entry) => entry,
-        Err(_) => {
-            table.failed = true;
-            return;
-        }
-    };
-    // Capacity was reserved above, so this does not fail.
-    if table.entries.push(entry, user_gfp()).is_err() {
+    let Ok(mut entry) = KBox::new(entry, user_gfp()) else {
         table.failed = true;
         return;
-    }
-    let Some(entry) = table.entries.last_mut() else {
-        return;
     };
-    // INVARIANT: The reference is taken once nothing can fail any more (a `WaitEntry` does not
-    // release it on drop); `clear` gives it back.
     entry.owner = Arc::into_raw(table.owner.clone());
+    entry.next = table.first.take();
+    let entry = table.first.insert(entry);
     let wait = entry.wait.get();
     // SAFETY: `wait` is the entry's own, not yet queued.
     unsafe { bindings::init_waitqueue_func_entry(wait, Some(wake_entry::<T>)) };

@@ -95,6 +95,10 @@ pub(crate) struct FileWatch {
     linked: AtomicBool,
     /// Whether it is on the storage lists (changed under the storage lock).
     attached: AtomicBool,
+    /// Set by `disarm`, which runs with the queue's registrations locked (or once the queue is
+    /// dead and nothing harvests it): under that lock it says whether the file may still be
+    /// polled.
+    disarmed: AtomicBool,
     /// Wait queue entries of `KEVENT_POLL` and `KEVENT_PIPE` on the file.
     #[pin]
     entries: Mutex<PollEntries<FileReg>>,
@@ -124,6 +128,11 @@ impl_list_item! {
     impl ListItem<ON_INODE> for FileReg { using ListLinks; }
     impl ListItem<ON_SOCKET> for FileReg { using ListLinks; }
 }
+
+// A file registration and its `Arc`'s count fit in kmalloc-256, half of the next size up
+// (`memwatch` measures the memory per watched file). Lock debugging makes locks larger.
+#[cfg(not(any(CONFIG_DEBUG_SPINLOCK, CONFIG_DEBUG_MUTEXES, CONFIG_DEBUG_LOCK_ALLOC)))]
+const _: () = assert!(core::mem::size_of::<FileReg>() + 8 <= 256);
 
 /// Poll bits a `KEVENT_POLL` registration may ask for.
 const POLL_EVENTS: u32 = 0xffff;
@@ -176,6 +185,7 @@ impl Source for FileWatch {
             nested,
             linked: AtomicBool::new(false),
             attached: AtomicBool::new(false),
+            disarmed: AtomicBool::new(false),
             entries <- new_mutex!(PollEntries::new(), "FileWatch::entries"),
             mark: MarkSlot::new(),
             inode_links <- ListLinks::new(),
@@ -190,6 +200,7 @@ impl Source for FileWatch {
     /// nested queues.
     fn disarm(reg: &FileReg) {
         let fw = &reg.watch;
+        fw.disarmed.store(true, Ordering::Relaxed);
         fw.entries.lock().clear();
         fw.mark.detach();
         // Only fails when the module is going away, when nothing is attached any more.
@@ -209,8 +220,12 @@ impl Source for FileWatch {
     }
 
     fn confirm(&self, _regs: &Registrations, event: u32) -> Option<Report> {
-        // SAFETY: The caller holds the registrations lock and saw the registration live;
-        // `file_release` detaches it under that same lock before the file goes away.
+        // The caller holds the registrations lock, which orders this read after `disarm`.
+        if self.disarmed.load(Ordering::Relaxed) {
+            return None;
+        }
+        // SAFETY: The caller holds the registrations lock and the registration is not disarmed:
+        // `file_release` disarms it under that same lock before the file goes away.
         let file = unsafe { self.file.get() };
         evaluate(self.kind, event, poll_now(file), Sock::of_file(file))
     }

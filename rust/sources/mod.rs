@@ -68,8 +68,9 @@ pub(crate) trait Source: Send + Sync + Sized + 'static {
     }
 
     /// Whether an event for interest mask `event` is still to be reported, and with what. Only
-    /// called when [`Source::CONFIRMED`], with the queue's registrations locked (`regs`) and the
-    /// registration seen live in them.
+    /// called when [`Source::CONFIRMED`], with the queue's registrations locked (`regs`). The
+    /// registration may have been disarmed after the harvester took it off the ready list and
+    /// before it took that lock: then the answer is `None`, and the source is not touched.
     fn confirm(&self, _regs: &Registrations, _event: u32) -> Option<Report> {
         None
     }
