@@ -443,7 +443,7 @@ fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
     let (mut left, mut room) = (usize::MAX, 0);
     let mut requeued = false;
     loop {
-        let mut items: [Option<(InFlight, u32, bool)>; BATCH] = core::array::from_fn(|_| None);
+        let mut items: [Option<(InFlight, u32)>; BATCH] = core::array::from_fn(|_| None);
         let mut n = 0;
         let mut dry = false;
         let mut ready = queue.ready.lock();
@@ -456,8 +456,7 @@ fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
                 dry = true;
                 break;
             };
-            let live = !item.state.access(&ready).detached;
-            items[n] = Some((item, event, live));
+            items[n] = Some((item, event));
             n += 1;
         }
         if n == 0 {
@@ -467,14 +466,13 @@ fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
         drop(ready);
         left -= n;
         let mut reports: [Option<Report>; BATCH] = [None; BATCH];
-        for (i, (item, event, live)) in items[..n].iter().flatten().enumerate() {
-            if *live {
-                reports[i] = item.watch.confirm(&regs, *event);
-            }
+        // A registration removed meanwhile is disarmed, and its source says so.
+        for (i, (item, event)) in items[..n].iter().flatten().enumerate() {
+            reports[i] = item.watch.confirm(&regs, *event);
         }
         ready = queue.ready.lock();
         for (i, slot) in items[..n].iter_mut().enumerate() {
-            let Some((item, _, _)) = slot.take() else {
+            let Some((item, _)) = slot.take() else {
                 continue;
             };
             requeued |= match reports[i] {

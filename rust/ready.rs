@@ -267,8 +267,7 @@ impl Ready {
         if flags & uapi::REQ_ONESHOT != 0 || is_level(reg, flags) {
             return false;
         }
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
+        let seq = self.next_seq();
         let event = {
             // As `push_back`, `take` and `delivered` would have left it.
             let st = reg.state.access_mut(self);
@@ -301,12 +300,17 @@ impl Ready {
 
     /// Queues `item` at the tail with a new sequence number.
     fn push_back(&mut self, item: ListArc<Registration>) {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
+        let seq = self.next_seq();
         item.state.access_mut(self).seq = seq;
         self.list.push_back(item);
         self.nr = self.nr.saturating_add(1);
         self.set_pending_hint();
+    }
+
+    /// The sequence number of an event that becomes ready now.
+    fn next_seq(&mut self) -> u64 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
     }
 
     /// Takes the first registration off the list for delivery and resets its result, which the
