@@ -437,9 +437,6 @@ fn fill_ring<'a>(
 /// last requeue (so that the caller publishes in the same hold), and whether anything was
 /// queued again, in which case the caller wakes another waiter once it has dropped the lock.
 fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
-    // The registrations stay locked throughout: `confirm` needs them, and no registration is
-    // removed (detached) meanwhile. Then the ready lock, as everywhere.
-    let regs = queue.registrations.lock();
     let (mut left, mut room) = (usize::MAX, 0);
     let mut requeued = false;
     loop {
@@ -460,15 +457,21 @@ fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
             n += 1;
         }
         if n == 0 {
-            drop(regs);
             return (ready, requeued);
         }
         drop(ready);
         left -= n;
         let mut reports: [Option<Report>; BATCH] = [None; BATCH];
-        // A registration removed meanwhile is disarmed, and its source says so.
-        for (i, (item, event)) in items[..n].iter().flatten().enumerate() {
-            reports[i] = item.watch.confirm(&regs, *event);
+        {
+            // `confirm` needs the registrations locked; a registration removed before is
+            // disarmed, and its source says so. The mutex is released before the ready lock is
+            // taken again, never under it: unlocking a contended mutex takes its `wait_lock`,
+            // which is not IRQ-safe. A removal after this point is seen under the ready lock
+            // (`relevel_with` checks `detached`).
+            let regs = queue.registrations.lock();
+            for (i, (item, event)) in items[..n].iter().flatten().enumerate() {
+                reports[i] = item.watch.confirm(&regs, *event);
+            }
         }
         ready = queue.ready.lock();
         for (i, slot) in items[..n].iter_mut().enumerate() {
@@ -485,8 +488,6 @@ fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
         }
         if dry || left == 0 || room == 0 {
             // Nothing more can be taken now: no further round (and lock hold) is needed.
-            // Unlocking the mutex does not sleep: it may be dropped under the spinlock.
-            drop(regs);
             return (ready, requeued);
         }
     }

@@ -59,8 +59,11 @@
 //! for reuse) is a leaf, taken under `registrations` (1) by the reap: the held requests are
 //! taken off it before they are started.
 //!
-//! Locks are released in any order: a harvester that re-checked level-triggered ring entries
-//! releases `registrations` while it holds `ready`, to publish them in the same hold. Two flags
+//! A mutex is never released under a spinlock: unlocking a contended mutex takes its
+//! `wait_lock`, which interrupts may not take, so releasing `registrations` (1) under `ready` (5)
+//! would let an interrupt that posts an event spin on `ready` against a CPU spinning on that
+//! `wait_lock`. A harvester that re-checked level-triggered ring entries releases
+//! `registrations` before it takes `ready` again to publish them. Two flags
 //! are read without the lock that orders their writes: `Queue::may_have_pending` (set under
 //! `ready` whenever the ready list grows, cleared under it only when the list is empty) lets a
 //! harvest that must not wait return without taking `ready`, as `epoll_wait` does; and a file

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -747,6 +748,92 @@ TEST(ring_level_event_removed_or_closed_while_waiting_for_the_recheck)
 	close(c[0]);
 	close(c[1]);
 	kevent_queue_exit(&q);
+}
+
+struct ctl_loop {
+	struct kevent_queue *q;
+	int fd;
+	int rounds;
+	atomic_int *running;
+	int failed;
+};
+
+/* MODIFYs a level-triggered RECV registration of @fd over and over. */
+static void *modify_in_a_loop(void *arg)
+{
+	struct ctl_loop *c = arg;
+	struct ukevent u;
+
+	for (int i = 0; i < c->rounds && !c->failed; i++) {
+		kevent_prep_socket(&u, c->fd, RECV, 0, 5);
+		if (kevent_queue_ctl(c->q, KEVENT_CTL_MODIFY, &u))
+			c->failed = 1;
+	}
+	atomic_fetch_sub(c->running, 1);
+	return NULL;
+}
+
+/*
+ * kevent_wait re-checks consumed level-triggered entries under the queue's
+ * registrations lock while more threads than CPUs change registrations, so
+ * that some wait for that lock: every round still brings each readable
+ * socket back once. (The debug kernel's lockdep checks the order of the
+ * locks: it reported the registrations mutex released, with waiters, under
+ * the ready lock, which interrupts take. A timer on another queue takes a
+ * ready lock in an interrupt, for lockdep to know.)
+ */
+TEST(ring_level_recheck_races_with_ctl)
+{
+	enum { THREADS = 4, N = 32 };
+	int p[N][2], other[THREADS][2], rounds = 0;
+	struct kevent_queue q;
+	struct ctl_loop c[THREADS];
+	atomic_int running = THREADS;
+	pthread_t t[THREADS];
+	struct ukevent u;
+	int timers = kevent_init(0, 0);
+
+	ASSERT_LE(0, timers);
+	kevent_prep_timer(&u, 1000000, 0, 1);
+	ASSERT_EQ(0, kevent_ctl(timers, KEVENT_CTL_ADD, 1, &u));
+	ASSERT_EQ(0, kevent_queue_init(&q, 64, 0));
+	ASSERT_EQ(0, lt_readable_pairs(&q, N, p));
+	for (int i = 0; i < THREADS; i++) {
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, other[i]));
+		kevent_prep_socket(&u, other[i][0], RECV, 0, 100);
+		ASSERT_EQ(0, kevent_queue_ctl(&q, KEVENT_CTL_ADD, &u));
+		c[i] = (struct ctl_loop){ &q, other[i][0], 2000, &running, 0 };
+	}
+	for (int i = 0; i < THREADS; i++)
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, modify_in_a_loop, &c[i]));
+	while (atomic_load(&running)) {
+		unsigned long long seen = 0;
+		struct ukevent *e;
+
+		for (int i = 0; i < N; i++) {
+			ASSERT_EQ(0, kevent_queue_wait_timeout(&q, &e, SEC, NULL));
+			ASSERT_TRUE(e->user >= 1 && e->user <= N);
+			seen |= 1ull << (e->user - 1);
+			kevent_queue_advance(&q, 1);
+		}
+		EXPECT_EQ((1ull << N) - 1, seen) TH_LOG("round %d", rounds);
+		rounds++;
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, c[i].failed) TH_LOG("thread %d", i);
+		close(other[i][0]);
+		close(other[i][1]);
+	}
+	TH_LOG("%d rounds of %d re-checks during %d MODIFYs", rounds, N,
+	       THREADS * c[0].rounds);
+	EXPECT_LT(0, rounds);
+	for (int i = 0; i < N; i++) {
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+	kevent_queue_exit(&q);
+	close(timers);
 }
 
 /* ---- teardown ---- */
