@@ -902,7 +902,7 @@ FIXTURE(fuzz) {};
 FIXTURE_SETUP(fuzz) {}
 FIXTURE_TEARDOWN(fuzz) {}
 
-TEST_F_TIMEOUT(fuzz, random_calls, 1200)
+TEST_F_TIMEOUT(fuzz, random_calls, 1800)
 {
 	const char *env = getenv("KEVENT_FUZZ_CALLS");
 	long n = env ? atol(env) : 100000;
