@@ -5,6 +5,7 @@
 
 use crate::{
     compat::{
+        inline_vec::InlineVec,
         lock::IrqSpinLockBackend,
         poll::WaitResult,
         task,
@@ -214,11 +215,15 @@ struct Harvest {
 }
 
 /// Events taken off the ready list together, copied to user space in one go. Lives on the
-/// stack: a harvest allocates nothing.
+/// stack: a harvest allocates nothing, and writes only the slots it uses.
+///
+/// # Invariants
+///
+/// For `i < events.len()`, `items[i]` holds the registration that `events[i]` was taken from,
+/// until the confirmation dismisses it or the delivery takes it.
 struct Batch {
-    events: [Ukevent; BATCH],
+    events: InlineVec<Ukevent, BATCH>,
     items: [Option<InFlight>; BATCH],
-    len: usize,
     /// The ready list was emptied before the batch was full.
     exhausted: bool,
 }
@@ -226,9 +231,8 @@ struct Batch {
 impl Batch {
     fn new() -> Self {
         Self {
-            events: [Ukevent::default(); BATCH],
+            events: InlineVec::new(),
             items: core::array::from_fn(|_| None),
-            len: 0,
             exhausted: false,
         }
     }
@@ -247,24 +251,32 @@ impl Batch {
         harvest: &mut Harvest,
     ) -> bool {
         harvest.kicked = ready.kicks() != kicks;
-        self.len = 0;
+        self.events.truncate(0);
         self.exhausted = false;
-        while self.len < BATCH && self.len < max {
+        while self.events.len() < max {
+            let n = self.events.len();
+            let Some(slot) = self.items.get_mut(n) else {
+                break;
+            };
             let Some((item, event)) = ready.take() else {
                 self.exhausted = true;
                 break;
             };
-            self.events[self.len] = event;
-            self.items[self.len] = Some(item);
-            self.len += 1;
+            if self.events.push(event).is_err() {
+                // Not reached: `items` and `events` have the same capacity.
+                ready.undeliver(item, &event);
+                break;
+            }
+            *slot = Some(item);
         }
-        self.len > 0
+        self.events.len() > 0
     }
 
     /// Confirms the events of the batch whose source confirms them (files, with `->poll`); drops
     /// those no longer ready.
     fn confirm(&mut self, queue: &Queue, harvest: &mut Harvest) {
-        let items = &mut self.items[..self.len];
+        let events = self.events.as_mut_slice();
+        let items = &mut self.items[..events.len()];
         if !items.iter().flatten().any(|item| item.watch.confirmed()) {
             return;
         }
@@ -276,11 +288,11 @@ impl Batch {
             let Some(item) = item.as_ref().filter(|item| item.watch.confirmed()) else {
                 continue;
             };
-            let report = item.watch.confirm(&regs, self.events[i].event);
+            let report = item.watch.confirm(&regs, events[i].event);
             match report {
                 Some((flags, data)) => {
-                    self.events[i].ret_flags = flags;
-                    self.events[i].ret_data = data;
+                    events[i].ret_flags = flags;
+                    events[i].ret_data = data;
                 }
                 None => dropped[i] = true,
             }
@@ -309,29 +321,30 @@ impl Batch {
         harvest: &mut Harvest,
     ) {
         // Compact: events of dropped registrations are not copied.
+        let events = self.events.as_mut_slice();
         let mut n = 0;
-        for i in 0..self.len {
+        for i in 0..events.len() {
             if self.items[i].is_some() {
-                self.events.swap(n, i);
+                events.swap(n, i);
                 self.items.swap(n, i);
                 n += 1;
             }
         }
+        self.events.truncate(n);
+        let events = self.events.as_slice();
         if n == 0 {
             return;
         }
         // If the copy faults, nothing of the batch counts as delivered.
-        let ok = writer
-            .write_slice(Ukevent::slice_as_bytes(&self.events[..n]))
-            .is_ok();
+        let ok = writer.write_slice(Ukevent::slice_as_bytes(events)).is_ok();
         let mut ready = queue.ready.lock();
         if ok {
             for i in 0..n {
                 let Some(item) = self.items[i].take() else {
                     continue;
                 };
-                harvest.oneshot |= self.events[i].req_flags & uapi::REQ_ONESHOT != 0;
-                if is_level_file(&item, &self.events[i]) {
+                harvest.oneshot |= events[i].req_flags & uapi::REQ_ONESHOT != 0;
+                if is_level_file(&item, &events[i]) {
                     relevel.push_back(item);
                 } else {
                     harvest.requeued |= ready.delivered(item);
@@ -348,7 +361,7 @@ impl Batch {
             // have gone to sleep while they were in flight) take them.
             for i in (0..n).rev() {
                 if let Some(item) = self.items[i].take() {
-                    ready.undeliver(item, &self.events[i]);
+                    ready.undeliver(item, &events[i]);
                 }
             }
             harvest.fault = true;

@@ -4,7 +4,8 @@
 //!
 //! This is the only part of the module that uses `kernel::bindings`. Its types copy the shape of
 //! the abstractions of newer kernels (`File`, `PollTable`, `PollCondVar`, ...), so that a move to
-//! a newer kernel mostly deletes code here.
+//! a newer kernel mostly deletes code here. One module wraps no C API: [`inline_vec`], a container
+//! that needs `unsafe` inside, kept here with the other abstractions over `unsafe` code.
 //!
 //! It imports nothing from the rest of the module: the C tables it builds (queue file operations,
 //! the hook ops table, module parameters) are generic over traits that the module implements,
@@ -19,6 +20,7 @@ pub(crate) mod fsnotify;
 pub(crate) mod global;
 pub(crate) mod hooks;
 pub(crate) mod hrtimer;
+pub(crate) mod inline_vec;
 pub(crate) mod lock;
 pub(crate) mod module_ref;
 pub(crate) mod param;
