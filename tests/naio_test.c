@@ -29,6 +29,8 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 
+#include <libkevent.h>
+
 #include "kselftest_harness.h"
 #include "kevent_test.h"
 #include "naio_common.h"
@@ -949,6 +951,50 @@ TEST_F(naio, close_socket_fd_pending)
 	/* Delivered: the request let go of the socket, which closes now. */
 	ASSERT_TRUE(wait_for(self->s[0], POLLIN, EVENT_MS));
 	EXPECT_EQ(0, recv(self->s[0], &c, 1, 0));
+}
+
+/*
+ * A ring consumer that never calls into the queue (it takes completions with
+ * kevent_queue_peek() and gives slots back with kevent_queue_advance(), no
+ * kevent_wait(), kevent_get_events() or kevent_ctl()) can go on submitting:
+ * each submission reaps the requests delivered before it. Before, they stayed
+ * in the queue until its next wait, so with max_user_kevents at 100 the 101st
+ * aio_recv() failed with ENOSPC (and memory grew with every request).
+ */
+TEST_F(naio, ring_consumer_never_waits)
+{
+	unsigned char msg = 0x5a, buf[1];
+	struct kevent_queue q;
+	int done = 0, err = 0;
+	int64_t id = 0;
+
+	ASSERT_EQ(0, kevent_queue_init(&q, 64, 0));
+	ASSERT_EQ(0, write_param("max_user_kevents", 100));
+	for (; done < 1000; done++) {
+		struct ukevent *e;
+
+		if (write(self->s[0], &msg, 1) != 1 || !wait_for(self->s[1], POLLIN, EVENT_MS)) {
+			err = -EIO;
+			break;
+		}
+		/* The byte is queued: the request completes inside aio_recv(). */
+		id = kevent_queue_aio_recv(&q, self->s[1], buf, 1, 0);
+		if (id < 0) {
+			err = (int)id;
+			break;
+		}
+		e = kevent_queue_peek(&q);
+		if (!e || e->id.raw_u64 != (uint64_t)id || e->ret_data[0] != 1 || buf[0] != msg) {
+			err = -EBADMSG;
+			break;
+		}
+		kevent_queue_advance(&q, 1);
+	}
+	/* Restored before any assertion can end the test. */
+	ASSERT_EQ(0, write_param("max_user_kevents", 1 << 20));
+	EXPECT_EQ(1000, done) TH_LOG("request %d: %s", done, strerror(-err));
+	EXPECT_EQ(0, err);
+	kevent_queue_exit(&q);
 }
 
 #define QC_SOCKS	8

@@ -228,6 +228,10 @@ pub(super) fn submit_made<S: Source>(
     if regs.dead {
         return Err(EBADF);
     }
+    // Requests delivered since the last reap leave the tree now: a loop that takes completions
+    // from the ring without a system call on the queue would otherwise keep them (and their
+    // charge against `max_user_kevents`) until it next waits.
+    queue.reap(&mut regs);
     let mut made = None;
     ctl::register_made::<S>(
         queue,
