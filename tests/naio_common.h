@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libkevent.h>
+
 static inline bool all_bytes(const void *buf, unsigned char c, size_t len)
 {
 	const unsigned char *p = buf;
@@ -95,6 +97,44 @@ static inline long pins_settled(void)
 		prev = cur;
 	}
 	return cur;
+}
+
+/*
+ * Makes @n requests, request i with @submit(@q, i, @arg), each of which must
+ * complete inside its call with 1 byte, and takes each completion from the
+ * ring of @q with kevent_queue_peek() and kevent_queue_advance() only: no
+ * system call on the queue. max_user_kevents is 100 meanwhile, so requests
+ * that stay in the queue once delivered stop the loop (ENOSPC). Returns how
+ * many went through (-1 if the limit could not be set); *err is the error
+ * that stopped the loop (0: none).
+ */
+static inline int ring_only_requests(struct kevent_queue *q, int n,
+				     int64_t (*submit)(struct kevent_queue *q, int i, void *arg),
+				     void *arg, int *err)
+{
+	int done;
+
+	*err = 0;
+	if (write_param("max_user_kevents", 100))
+		return -1;
+	for (done = 0; done < n; done++) {
+		int64_t id = submit(q, done, arg);
+		struct ukevent *e;
+
+		if (id < 0) {
+			*err = (int)id;
+			break;
+		}
+		e = kevent_queue_peek(q);
+		if (!e || e->id.raw_u64 != (uint64_t)id || e->ret_data[0] != 1) {
+			*err = -EBADMSG;
+			break;
+		}
+		kevent_queue_advance(q, 1);
+	}
+	if (write_param("max_user_kevents", 1 << 20))
+		return -1;
+	return done;
 }
 
 #endif /* NAIO_COMMON_H */
