@@ -543,7 +543,6 @@ TEST_F(send, basic_small)
 	EXPECT_EQ(base, pins_held());
 }
 
-/* Ids come from one counter for sends and receives. */
 /* Sends byte @i with aio_send(); the socket takes it at once. */
 static int64_t send_one(struct kevent_queue *q, int i, void *arg)
 {
@@ -575,6 +574,7 @@ TEST_F(send, ring_consumer_never_waits)
 	kevent_queue_exit(&q);
 }
 
+/* Ids come from one counter for sends and receives. */
 TEST_F(send, ids_shared_with_recv)
 {
 	unsigned char msg[8] = "abcdefg", buf[8];
