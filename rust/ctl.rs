@@ -344,7 +344,7 @@ fn modify(queue: &Arc<Queue>, regs: &Registrations, req: &Ukevent) -> Outcome {
     drop(ready);
     // A source whose events are confirmed reports one that is ready now at once, as after ADD
     // with `ALWAYS_QUEUE`.
-    if reg.watch.confirmed() {
+    if reg.confirmed {
         if let Some(report) = reg.watch.confirm(regs, req.event) {
             Registration::fire(reg.as_arc_borrow(), |st| {
                 st.report(report);

@@ -29,6 +29,9 @@ const NSEC_PER_SEC: i64 = 1_000_000_000;
 /// Events copied out per batch (one lock hold, one user copy; the batch lives on the stack).
 const BATCH: usize = 16;
 
+// `Batch::confirm` keeps a bit per event of a batch in a `u32`.
+const _: () = assert!(BATCH <= u32::BITS as usize);
+
 /// How long a harvester may sleep.
 #[derive(Clone, Copy)]
 pub(crate) enum Wait {
@@ -219,11 +222,11 @@ struct Harvest {
 ///
 /// # Invariants
 ///
-/// For `i < events.len()`, `items[i]` holds the registration that `events[i]` was taken from,
-/// until the confirmation dismisses it or the delivery takes it.
+/// `items` is as long as `events`; `items[i]` holds the registration that `events[i]` was taken
+/// from, until the confirmation dismisses it or the delivery takes it.
 struct Batch {
     events: InlineVec<Ukevent, BATCH>,
-    items: [Option<InFlight>; BATCH],
+    items: InlineVec<Option<InFlight>, BATCH>,
     /// The ready list was emptied before the batch was full.
     exhausted: bool,
 }
@@ -232,7 +235,7 @@ impl Batch {
     fn new() -> Self {
         Self {
             events: InlineVec::new(),
-            items: core::array::from_fn(|_| None),
+            items: InlineVec::new(),
             exhausted: false,
         }
     }
@@ -251,23 +254,26 @@ impl Batch {
         harvest: &mut Harvest,
     ) -> bool {
         harvest.kicked = ready.kicks() != kicks;
+        // INVARIANT: Both are emptied together and grow together.
         self.events.truncate(0);
+        self.items.truncate(0);
         self.exhausted = false;
-        while self.events.len() < max {
-            let n = self.events.len();
-            let Some(slot) = self.items.get_mut(n) else {
-                break;
-            };
+        while self.events.len() < max.min(BATCH) {
             let Some((item, event)) = ready.take() else {
                 self.exhausted = true;
                 break;
             };
             if self.events.push(event).is_err() {
-                // Not reached: `items` and `events` have the same capacity.
+                // Not reached: the loop stops at the capacity.
                 ready.undeliver(item, &event);
                 break;
             }
-            *slot = Some(item);
+            if let Err(Some(item)) = self.items.push(Some(item)) {
+                // Not reached: `items` and `events` have the same capacity and length.
+                self.events.truncate(self.items.len());
+                ready.undeliver(item, &event);
+                break;
+            }
         }
         self.events.len() > 0
     }
@@ -276,32 +282,32 @@ impl Batch {
     /// those no longer ready.
     fn confirm(&mut self, queue: &Queue, harvest: &mut Harvest) {
         let events = self.events.as_mut_slice();
-        let items = &mut self.items[..events.len()];
-        if !items.iter().flatten().any(|item| item.watch.confirmed()) {
+        let items = self.items.as_mut_slice();
+        if !items.iter().flatten().any(|item| item.confirmed) {
             return;
         }
         // A registration taken off the list may have been disarmed (its file closed) since;
         // its source tells, under this lock ([`Source::confirm`]).
         let regs = queue.registrations.lock();
-        let mut dropped = [false; BATCH];
-        for (i, item) in items.iter().enumerate() {
-            let Some(item) = item.as_ref().filter(|item| item.watch.confirmed()) else {
+        // Bit `i` is set when `events[i]` turned out not to be ready (`BATCH` bits fit).
+        let mut dropped: u32 = 0;
+        for (i, (item, event)) in items.iter().zip(events.iter_mut()).enumerate() {
+            let Some(item) = item.as_ref().filter(|item| item.confirmed) else {
                 continue;
             };
-            let report = item.watch.confirm(&regs, events[i].event);
-            match report {
+            match item.watch.confirm(&regs, event.event) {
                 Some((flags, data)) => {
-                    events[i].ret_flags = flags;
-                    events[i].ret_data = data;
+                    event.ret_flags = flags;
+                    event.ret_data = data;
                 }
-                None => dropped[i] = true,
+                None => dropped |= 1 << i,
             }
         }
         drop(regs);
-        if dropped.contains(&true) {
+        if dropped != 0 {
             let mut ready = queue.ready.lock();
             for (i, slot) in items.iter_mut().enumerate() {
-                if let Some(item) = slot.take_if(|_| dropped[i]) {
+                if let Some(item) = slot.take_if(|_| dropped & (1 << i) != 0) {
                     harvest.requeued |= ready.dismiss(item);
                 }
             }
@@ -322,16 +328,20 @@ impl Batch {
     ) {
         // Compact: events of dropped registrations are not copied.
         let events = self.events.as_mut_slice();
+        let items = self.items.as_mut_slice();
         let mut n = 0;
         for i in 0..events.len() {
-            if self.items[i].is_some() {
+            if items.get(i).is_some_and(Option::is_some) {
                 events.swap(n, i);
-                self.items.swap(n, i);
+                items.swap(n, i);
                 n += 1;
             }
         }
+        // INVARIANT: Both keep their first `n` entries (the others of `items` are `None`).
         self.events.truncate(n);
+        self.items.truncate(n);
         let events = self.events.as_slice();
+        let items = self.items.as_mut_slice();
         if n == 0 {
             return;
         }
@@ -339,12 +349,12 @@ impl Batch {
         let ok = writer.write_slice(Ukevent::slice_as_bytes(events)).is_ok();
         let mut ready = queue.ready.lock();
         if ok {
-            for i in 0..n {
-                let Some(item) = self.items[i].take() else {
+            for (slot, event) in items.iter_mut().zip(events) {
+                let Some(item) = slot.take() else {
                     continue;
                 };
-                harvest.oneshot |= events[i].req_flags & uapi::REQ_ONESHOT != 0;
-                if is_level_file(&item, &events[i]) {
+                harvest.oneshot |= event.req_flags & uapi::REQ_ONESHOT != 0;
+                if is_level_file(&item, event) {
                     relevel.push_back(item);
                 } else {
                     harvest.requeued |= ready.delivered(item);
@@ -359,9 +369,9 @@ impl Batch {
         } else {
             // Put the rest back in order, newest first, and let another harvester (which may
             // have gone to sleep while they were in flight) take them.
-            for i in (0..n).rev() {
-                if let Some(item) = self.items[i].take() {
-                    ready.undeliver(item, &events[i]);
+            for (slot, event) in items.iter_mut().zip(events).rev() {
+                if let Some(item) = slot.take() {
+                    ready.undeliver(item, event);
                 }
             }
             harvest.fault = true;
@@ -453,28 +463,31 @@ fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
     let (mut left, mut room) = (usize::MAX, 0);
     let mut requeued = false;
     loop {
-        let mut items: [Option<(InFlight, u32)>; BATCH] = core::array::from_fn(|_| None);
-        let mut n = 0;
+        let mut items = InlineVec::<Option<(InFlight, u32)>, BATCH>::new();
         let mut dry = false;
         let mut ready = queue.ready.lock();
         if left == usize::MAX {
             left = ready.parked();
             room = ready.ring_room();
         }
-        while n < BATCH && n < left && n < room {
-            let Some((item, event)) = ready.take_parked() else {
+        while items.len() < BATCH.min(left).min(room) {
+            let Some(parked) = ready.take_parked() else {
                 dry = true;
                 break;
             };
-            items[n] = Some((item, event));
-            n += 1;
+            if let Err(Some((item, _))) = items.push(Some(parked)) {
+                // Not reached: the loop stops at the capacity.
+                requeued |= ready.dismiss(item);
+                break;
+            }
         }
+        let n = items.len();
         if n == 0 {
             return (ready, requeued);
         }
         drop(ready);
         left -= n;
-        let mut reports: [Option<Report>; BATCH] = [None; BATCH];
+        let mut reports = InlineVec::<Option<Report>, BATCH>::new();
         {
             // `confirm` needs the registrations locked; a registration removed before is
             // disarmed, and its source says so. The mutex is released before the ready lock is
@@ -482,16 +495,21 @@ fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
             // which is not IRQ-safe. A removal after this point is seen under the ready lock
             // (`relevel_with` checks `detached`).
             let regs = queue.registrations.lock();
-            for (i, (item, event)) in items[..n].iter().flatten().enumerate() {
-                reports[i] = item.watch.confirm(&regs, *event);
+            for slot in items.as_slice() {
+                let report = slot
+                    .as_ref()
+                    .and_then(|(item, event)| item.watch.confirm(&regs, *event));
+                // Cannot fail: `reports` has the capacity of `items`.
+                let _ = reports.push(report);
             }
         }
         ready = queue.ready.lock();
-        for (i, slot) in items[..n].iter_mut().enumerate() {
+        let reports = reports.as_slice().iter().copied();
+        for (slot, report) in items.as_mut_slice().iter_mut().zip(reports) {
             let Some((item, _)) = slot.take() else {
                 continue;
             };
-            requeued |= match reports[i] {
+            requeued |= match report {
                 Some(report) => {
                     room = room.saturating_sub(1);
                     ready.relevel_with(item, report)

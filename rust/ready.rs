@@ -658,6 +658,5 @@ pub(crate) fn is_level_file(reg: &Registration, event: &Ukevent) -> bool {
 
 /// [`is_level_file`] for a registration with flags `req_flags`.
 fn is_level(reg: &Registration, req_flags: u32) -> bool {
-    reg.watch.confirmed()
-        && req_flags & (uapi::REQ_ONESHOT | uapi::REQ_ET | uapi::REQ_DISPATCH) == 0
+    reg.confirmed && req_flags & (uapi::REQ_ONESHOT | uapi::REQ_ET | uapi::REQ_DISPATCH) == 0
 }

@@ -156,6 +156,8 @@ pub(crate) struct Registration<W: ?Sized = dyn Watch> {
     pub(crate) queue: Arc<Queue>,
     /// State shared with event notifications.
     pub(crate) state: LockedBy<State, Ready>,
+    /// Whether its events are confirmed at harvest ([`Source::confirmed_for`]).
+    pub(crate) confirmed: bool,
     /// Place on the ready list.
     #[pin]
     links: ListLinksSelfPtr<Registration, 0>,
@@ -188,6 +190,7 @@ impl<S: Source> Registration<S> {
                 key: Key::of(req),
                 queue: queue.clone(),
                 state: LockedBy::new(&queue.ready, State::new(req)),
+                confirmed: S::confirmed_for(req),
                 links <- ListLinksSelfPtr::new(),
                 tracker <- AtomicTracker::new(),
                 watch <- watch,
@@ -204,10 +207,11 @@ impl<S: Source> Registration<S> {
     /// Being the only reference, `this` is on no list (a list holds a `ListArc`, which is a
     /// reference): its links are unlinked and its tracker is clear, as in a new registration.
     pub(crate) fn renew<'a>(this: Pin<&'a mut Self>, req: &Ukevent) -> Pin<&'a mut S> {
-        // SAFETY: Only `key` and `state`, which are not structurally pinned, are assigned; the
-        // pinned fields stay in place.
+        // SAFETY: Only `key`, `state` and `confirmed`, which are not structurally pinned, are
+        // assigned; the pinned fields stay in place.
         let this = unsafe { this.get_unchecked_mut() };
         this.key = Key::of(req);
+        this.confirmed = S::confirmed_for(req);
         this.state = LockedBy::new(&this.queue.ready, State::new(req));
         // SAFETY: `watch` is a structurally pinned field of a pinned value, pinned again.
         unsafe { Pin::new_unchecked(&mut this.watch) }

@@ -228,10 +228,13 @@ impl Sock {
         }
         // SAFETY: The socket is valid (type invariant); read as `skb_queue_len_lockless`.
         let queued = unsafe { read_volatile(&(*self.as_ptr()).sk_receive_queue.qlen) };
+        if queued > 0 {
+            return queued;
+        }
         // UDP moves datagrams to a private reader queue; its receive memory still counts them.
         // SAFETY: The socket is valid; `sk_rmem_alloc_get` is an atomic read.
         let charged = unsafe { bindings::sk_rmem_alloc_get(self.as_ptr()) } > 0;
-        queued.max(u32::from(charged))
+        u32::from(charged)
     }
 
     /// A poll mask from a hook's report and the socket's state, without calling `->poll`.

@@ -143,8 +143,8 @@ impl Source for FileWatch {
     const CONFIRMED: bool = true;
 
     /// Inode events are occurrences: there is no state to confirm.
-    fn confirmed(&self) -> bool {
-        self.kind != FileKind::Inode
+    fn confirmed_for(req: &Ukevent) -> bool {
+        req.type_ != uapi::TYPE_INODE
     }
 
     fn add(queue: &Arc<Queue>, regs: &mut Registrations, req: &Ukevent) -> Result<Outcome> {

@@ -61,9 +61,10 @@ pub(crate) trait Source: Send + Sync + Sized + 'static {
     /// sleep; called without the ready lock.
     fn disarm(reg: &Registration<Self>);
 
-    /// Whether this registration's events are confirmed ([`Source::CONFIRMED`], unless a
-    /// source has registrations of both kinds).
-    fn confirmed(&self) -> bool {
+    /// Whether the events of a registration for `req` are confirmed ([`Source::CONFIRMED`],
+    /// unless a source has registrations of both kinds). The registration keeps the answer
+    /// ([`Registration::confirmed`]): the harvest asks for every event.
+    fn confirmed_for(_req: &Ukevent) -> bool {
         Self::CONFIRMED
     }
 
@@ -126,8 +127,6 @@ pub(crate) unsafe trait Watch: Send + Sync {
     fn disarm(&self, reg: &Registration);
     /// [`Source::cancel`] of `reg`, whose state is `self`.
     fn cancel(&self, reg: &Registration) -> Cancel;
-    /// [`Source::confirmed`].
-    fn confirmed(&self) -> bool;
     /// [`Source::confirm`].
     fn confirm(&self, regs: &Registrations, event: u32) -> Option<Report>;
     /// [`Source::modify`].
@@ -150,10 +149,6 @@ unsafe impl<S: Source> Watch for S {
 
     fn cancel(&self, reg: &Registration) -> Cancel {
         reg.downcast::<S>().map_or(Cancel::Remove, S::cancel)
-    }
-
-    fn confirmed(&self) -> bool {
-        S::confirmed(self)
     }
 
     fn confirm(&self, regs: &Registrations, event: u32) -> Option<Report> {
