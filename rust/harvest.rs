@@ -390,8 +390,7 @@ pub(crate) fn wait(queue: &Arc<Queue>, num: u32, old_uidx: u32, wait: Wait) -> R
     let mut ready = queue.ready.lock();
     let mut requeued = false;
     if ready.parked() > 0 {
-        drop(ready);
-        (ready, requeued) = recheck_level(queue);
+        (ready, requeued) = recheck_level(queue, ready);
     }
     let kicks = ready.kicks();
     let fill = |ready| fill_ring(queue, ready, max, old_uidx, kicks);
@@ -456,20 +455,16 @@ fn fill_ring<'a>(
 /// others go idle until their next notification. Only as many are queued again as the ring has
 /// room for, so that each is published right after its re-check; the rest stay parked, in
 /// order, for the next call. `BATCH` registrations per lock hold; each is re-checked once.
-/// Callers check first that something is parked. Returns the ready lock, still held since the
+/// Callers check first, under the ready lock that they pass on as `ready` (the first batch is
+/// taken in that hold), that something is parked. Returns the ready lock, still held since the
 /// last requeue (so that the caller publishes in the same hold), and whether anything was
 /// queued again, in which case the caller wakes another waiter once it has dropped the lock.
-fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
-    let (mut left, mut room) = (usize::MAX, 0);
+fn recheck_level<'a>(queue: &'a Queue, mut ready: ReadyGuard<'a>) -> (ReadyGuard<'a>, bool) {
+    let (mut left, mut room) = (ready.parked(), ready.ring_room());
     let mut requeued = false;
     loop {
         let mut items = InlineVec::<Option<(InFlight, u32)>, BATCH>::new();
         let mut dry = false;
-        let mut ready = queue.ready.lock();
-        if left == usize::MAX {
-            left = ready.parked();
-            room = ready.ring_room();
-        }
         while items.len() < BATCH.min(left).min(room) {
             let Some(parked) = ready.take_parked() else {
                 dry = true;
@@ -528,17 +523,17 @@ fn recheck_level(queue: &Queue) -> (ReadyGuard<'_>, bool) {
 /// level-triggered entries consumed, and refills the ring from the ready list. Returns the
 /// number of slots released.
 pub(crate) fn commit(queue: &Arc<Queue>, new_uidx: u32, over: u32) -> Result<i32> {
-    let (released, parked) = {
-        let mut ready = queue.ready.lock();
-        (ready.commit(new_uidx, over)?, ready.parked())
-    };
-    if parked > 0 {
-        let (ready, requeued) = recheck_level(queue);
+    let mut ready = queue.ready.lock();
+    let released = ready.commit(new_uidx, over)?;
+    if ready.parked() > 0 {
+        let (ready, requeued) = recheck_level(queue, ready);
         drop(ready);
         if requeued {
             // Another thread may be waiting on the queue too.
             queue.wake_waiters(1);
         }
+    } else {
+        drop(ready);
     }
     let moved = queue.flush_to_ring(usize::MAX);
     if moved > 0 {
