@@ -23,6 +23,9 @@
  *
  *	aiopingpong [REPEATS] [MILLISECONDS] [N...]	defaults: 3, 500, N = 1 64
  *
+ * AIOPINGPONG_ONLY=NAME in the environment runs only the mechanism NAME (for
+ * profiling one of them).
+ *
  * Every message is checked (it names its connection), and each connection
  * carries exactly one message throughout. Besides messages/s it reports the
  * system calls the loop made per message (counted at each call site) and
@@ -304,12 +307,15 @@ int main(int argc, char **argv)
 			int z = zk / nn, k = zk % nn;
 
 			for (int m = 0; m < 4; m++) {
+				const char *only = getenv("AIOPINGPONG_ONLY");
 				struct conns c;
 				char cs[32];
 				uint64_t t0, end;
 
 				struct rusage ru0, ru1;
 
+				if (only && strcmp(only, names[m]))
+					continue;
 				conns_open(&c, ns[k], sizes[z]);
 				getrusage(RUSAGE_SELF, &ru0);
 				t0 = now_ns();
