@@ -30,6 +30,7 @@ vmlog=$KEVENT_TOP/out/vm/run.log
 # (scripts/vm-run.sh); the run is started again, from the beginning, at most
 # twice. Any other failure ends the job.
 attempts=3
+rm -f "$vmlog".emulator-fault-*
 for attempt in $(seq 1 $attempts); do
 	rc=0
 	"$KEVENT_TOP/scripts/vm-run.sh" --kernel "$kb" --module "$KEVENT_TOP/rust/kevent.ko" --load \
