@@ -38,6 +38,9 @@
  * receives; the metric counts datagrams the socket accepted. Skipped with a
  * message when dummy0 does not exist (kernel without CONFIG_DUMMY).
  *
+ * SENDSTREAM_ONLY=NAME and SENDSTREAM_CASE=tcp|udp in the environment run
+ * only the mechanism NAME, or only one case (for profiling).
+ *
  * Every mechanism sends the same bytes from the same buffer; the timed part
  * is the whole transfer. Metrics: MB_per_s, and cpu_ms_per_GB: the CPU time
  * every CPU of the guest spent busy during the transfer (/proc/stat, so
@@ -354,6 +357,7 @@ int main(int argc, char **argv)
 						 "io_uring-send_zc", "send", "send-MSG_ZEROCOPY" };
 	static const char *const udp_names[] = { "kevent-aio_send-ring", "io_uring-send",
 						 "io_uring-send_zc", "send", "send-MSG_ZEROCOPY" };
+	const char *only = getenv("SENDSTREAM_ONLY"), *only_case = getenv("SENDSTREAM_CASE");
 	int dummy = setup_dummy();
 
 	make_pattern();
@@ -367,6 +371,8 @@ int main(int argc, char **argv)
 			pthread_t t;
 			uint64_t t0, c0;
 
+			if ((only && strcmp(only, tcp_names[m])) || (only_case && strcmp(only_case, "tcp")))
+				continue;
 			open_tcp(&s, mib << 20);
 			c0 = cpu_busy_ns();
 			t0 = now_ns();
@@ -394,6 +400,8 @@ int main(int argc, char **argv)
 			struct stream s;
 			uint64_t t0, c0;
 
+			if ((only && strcmp(only, udp_names[m])) || (only_case && strcmp(only_case, "udp")))
+				continue;
 			open_udp(&s, (mib << 20) / DGRAM * DGRAM);
 			c0 = cpu_busy_ns();
 			t0 = now_ns();

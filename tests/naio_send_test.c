@@ -2093,6 +2093,67 @@ TEST_F(udp, small_sndbuf)
 }
 
 /*
+ * A datagram from memory the kernel cannot read, copied or zero-copy, with
+ * the bad page first, in the middle or last: the call fails with EFAULT,
+ * nothing is sent or queued, nothing stays pinned or charged, and the socket
+ * goes on working. (A zero-copy datagram is not checked page by page before
+ * it is sent, as a stream's is: the stack sends it whole or not at all.)
+ */
+TEST_F(udp, efault)
+{
+	size_t pg = page_size();
+	unsigned char *m = map_rw(16 * pg), *gone = map_rw(16 * pg);
+	long base = pins_settled(), id;
+	struct ukevent out[4];
+	struct {
+		size_t off, len;
+	} bad[] = {
+		{ 0, 100 },			/* copied, the first page bad */
+		{ 2 * pg - 50, 100 },		/* copied, the second page bad */
+		{ 0, 60000 },			/* zero-copy, the first page bad */
+		{ pg + 10, 4097 },		/* zero-copy, the last page bad */
+		{ 2 * pg - 1, 30000 },		/* zero-copy, the second page bad */
+		{ 4 * pg, 40000 },		/* zero-copy, a page in the middle bad */
+	};
+
+	ASSERT_NE(LONG_MIN, base) TH_LOG("no nr_foll_pin_* in /proc/vmstat");
+	ASSERT_NE(NULL, m);
+	ASSERT_NE(NULL, gone);
+	fill_pat(m, 0, 16 * pg);
+	fill_pat(gone, 0, 16 * pg);
+	/* Bad pages: 0, 2 and 9 of each mapping (PROT_NONE in one, unmapped in the other). */
+	for (int k = 0; k < 3; k++) {
+		size_t at = (size_t[]){ 0, 2, 9 }[k] * pg;
+
+		ASSERT_EQ(0, mprotect(m + at, pg, PROT_NONE));
+		ASSERT_EQ(0, munmap(gone + at, pg));
+	}
+	for (int k = 0; k < 2; k++) {
+		unsigned char *buf = k ? gone : m;
+
+		for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			errno = 0;
+			EXPECT_EQ(-1, aio_send(self->q, self->u[1], buf + bad[i].off, bad[i].len, 0))
+				TH_LOG("%s page, %zu bytes at %zu: sent", k ? "unmapped" : "PROT_NONE",
+				       bad[i].len, bad[i].off);
+			EXPECT_EQ(EFAULT, errno) TH_LOG("%zu bytes at %zu", bad[i].len, bad[i].off);
+		}
+	}
+	EXPECT_FALSE(wait_for(self->u[0], POLLIN, QUIET_MS));
+	EXPECT_EQ(0, harvest(self->q, 1, 4, out, QUIET_MS));
+	EXPECT_EQ(base, pins_back_to(base));
+	/* The readable pages between are fine to send, zero-copy. */
+	id = aio_send(self->q, self->u[1], m + 3 * pg, 6 * pg, 0);
+	ASSERT_LT(0, id) TH_LOG("aio_send: %s", strerror(errno));
+	ASSERT_EQ(1, collect(self->q, out, 1, EVENT_MS));
+	check_event(_metadata, &out[0], id, 6 * pg, 0);
+	check_datagram(_metadata, self->u[0], 3 * pg, 6 * pg);
+	EXPECT_EQ(base, pins_back_to(base));
+	munmap(m, 16 * pg);
+	munmap(gone, 16 * pg);
+}
+
+/*
  * Connected to a port nobody listens on: the first datagram goes out, the
  * ICMP error that comes back is the next request's completion
  * (ECONNREFUSED, nothing sent), and the one after that goes out again.

@@ -361,10 +361,20 @@ fn send_at_once(sk: &Sock, reg: &Arc<SendReg>) -> Result<bool> {
                 });
                 return Ok(false);
             }
-            // All or nothing: a bad page fails the call before any byte leaves.
-            check_readable(addr, w.len)?;
+            // All or nothing: a bad page fails the call before any byte leaves. A stream could
+            // take the pages before the bad one, so they are all checked first; a datagram
+            // leaves whole or not at all, so the send itself is the check.
+            let datagram = sk.is_udp();
+            if !datagram {
+                check_readable(addr, w.len)?;
+            }
             let notifier = zc.insert(ZeroCopy::new(reg.clone(), &crate::THIS_MODULE, w.len)?);
             let (sent, finished) = send_all(w, SendFrom::User(addr, w.len, notifier));
+            if datagram && sent == 0 && finished == Some(EFAULT.to_errno()) {
+                // Nothing left: the call fails as the check would have, the notifier goes.
+                drop(zc.take());
+                return Err(EFAULT);
+            }
             if finished.is_none() {
                 // The notifier carries the charge of the whole send.
                 match PinnedPages::pin_for_read(addr + sent, w.len - sent, false) {
