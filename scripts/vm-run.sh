@@ -194,13 +194,16 @@ accel_args() {
 
 log "booting the VM ($(accel_args | cut -d' ' -f1-2), $smp CPUs, $mem; timeout ${timeout}s)"
 set +e
+# The console is streamed line by line: with tr's default block buffering, the
+# log and the terminal lagged up to 4 KiB behind the guest, so a long quiet
+# test looked like a hung guest.
 # shellcheck disable=SC2046
 timeout -k 5 "$timeout" qemu-system-x86_64 $(accel_args) -smp "$smp" -m "$mem" \
 	-display none -monitor none -serial stdio -no-reboot \
 	-kernel "$bzimage" -initrd "$work/initramfs.gz" \
 	-drive "file=$work/disk.img,if=virtio,format=raw,cache=unsafe" \
 	-append "console=ttyS0 loglevel=5 panic=-1 oops=panic tsc=reliable pci=noacpi $append" </dev/null 2>&1 |
-	tr -d '\r' | tee "$log" |
+	stdbuf -oL tr -d '\r' | tee "$log" |
 	awk '/^KEVENT-DMESG-BEGIN/ { hide = 1 } !hide && !/^KEVENT-VM: (start|exit)/ { print; fflush() } /^KEVENT-DMESG-END/ { hide = 0 }'
 qemu_rc=${PIPESTATUS[0]}
 set -e
